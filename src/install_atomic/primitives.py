@@ -1,0 +1,209 @@
+"""Filesystem primitives: one rename each, and the fsyncs that make them durable.
+
+Every function here changes at most one directory entry (two for
+:func:`exchange`) with one system call, so a concurrent reader sees either
+the state before the call or the state after it.  Each docstring says what a
+reader, and a crash, can observe.
+
+All calls go through the module-level names ``os.rename``, ``os.replace``,
+``os.link``, ``os.fsync`` and ``_renameat2`` so that tests can make exactly one
+of them fail.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import platform
+import stat
+import sys
+from typing import Callable, Optional
+
+from install_atomic.errors import StrPath
+
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+#: Raw syscall numbers of renameat2 for libcs older than glibc 2.28.
+_SYSCALL_RENAMEAT2 = {"x86_64": 316, "aarch64": 276, "i686": 353, "armv7l": 382, "ppc64le": 357}
+
+
+def _load_renameat2() -> Optional[Callable[[str, str, int], None]]:
+    """Return a ``renameat2(old, new, flags)`` wrapper, or None where there is none."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        func = getattr(libc, "renameat2", None)
+        if func is not None:
+            func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
+            func.argtypes.append(ctypes.c_uint)
+            func.restype = ctypes.c_int
+
+            def call(old: str, new: str, flags: int) -> None:
+                res = func(_AT_FDCWD, os.fsencode(old), _AT_FDCWD, os.fsencode(new), flags)
+                if res != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, os.strerror(err), old, None, new)
+
+            return call
+        number = _SYSCALL_RENAMEAT2.get(platform.machine())
+        if number is None:
+            return None
+        syscall = libc.syscall
+
+        def call_raw(old: str, new: str, flags: int) -> None:
+            res = syscall(
+                number,
+                _AT_FDCWD,
+                ctypes.c_char_p(os.fsencode(old)),
+                _AT_FDCWD,
+                ctypes.c_char_p(os.fsencode(new)),
+                ctypes.c_uint(flags),
+            )
+            if res != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, os.strerror(err), old, None, new)
+
+        return call_raw
+    if sys.platform == "darwin":
+        libc = ctypes.CDLL(None, use_errno=True)
+        func = getattr(libc, "renamex_np", None)
+        if func is None:
+            return None
+        func.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_uint]
+        func.restype = ctypes.c_int
+        # RENAME_SWAP = 2, RENAME_EXCL = 4 on macOS.
+        mac_flags = {RENAME_EXCHANGE: 2, RENAME_NOREPLACE: 4}
+
+        def call_mac(old: str, new: str, flags: int) -> None:
+            res = func(os.fsencode(old), os.fsencode(new), mac_flags[flags])
+            if res != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, os.strerror(err), old, None, new)
+
+        return call_mac
+    return None
+
+
+_renameat2 = _load_renameat2()
+
+#: errnos meaning "this kernel or filesystem cannot do that kind of rename".
+_UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP})
+
+
+def exchange(a: StrPath, b: StrPath) -> bool:
+    """Swap the directory entries *a* and *b* in one step.
+
+    Both must exist; they may be of different types (a file and a directory).
+    A reader sees either both old names or both new ones: there is no instant
+    at which either path is missing.  A crash leaves one state or the other.
+
+    Returns False, having changed nothing, where the kernel or filesystem has
+    no atomic exchange (no ``renameat2``, ``EINVAL`` on NFS and most FUSE
+    filesystems); the caller then falls back to :func:`swap_by_renames`.
+    Raises OSError for any other failure, again having changed nothing.
+    """
+    if _renameat2 is None:
+        return False
+    try:
+        _renameat2(os.fspath(a), os.fspath(b), RENAME_EXCHANGE)
+    except OSError as exc:
+        if exc.errno in _UNSUPPORTED:
+            return False
+        raise
+    return True
+
+
+def rename_noreplace(src: StrPath, dst: StrPath) -> None:
+    """Rename *src* to *dst*, failing with FileExistsError if *dst* exists.
+
+    Readers see *dst* appear complete.  Without ``RENAME_NOREPLACE`` support,
+    falls back to checking then renaming: a concurrent creator of *dst* could
+    slip in between, which the destination lock rules out for installers.
+    """
+    src_s, dst_s = os.fspath(src), os.fspath(dst)
+    if _renameat2 is not None:
+        try:
+            _renameat2(src_s, dst_s, RENAME_NOREPLACE)
+        except OSError as exc:
+            if exc.errno not in _UNSUPPORTED:
+                raise
+        else:
+            return
+    if os.path.lexists(dst_s):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), dst_s)
+    os.rename(src_s, dst_s)
+
+
+def replace(src: StrPath, dst: StrPath) -> None:
+    """Rename *src* over *dst* (a file or nothing), replacing it in one step.
+
+    Readers see the old file or the new one.  The old inode is gone unless the
+    caller linked it elsewhere first (see :func:`swap_into`).
+    """
+    os.replace(src, dst)
+
+
+def swap_by_renames(new: StrPath, dest: StrPath, backup: StrPath) -> None:
+    """Put *new* at *dest* and the old *dest* at *backup*, with two renames.
+
+    The fallback where :func:`exchange` is not available.  For a file, the old
+    one is hard-linked to *backup* first and then replaced in one rename: no
+    reader ever finds *dest* missing.  For a directory, *dest* is renamed to
+    *backup* and *new* to *dest*: for the few microseconds between the two
+    calls *dest* does not exist.  A crash there leaves the old entry at
+    *backup* and the new one at *new*, which the journal lets recovery see.
+    """
+    st = os.lstat(dest)
+    if not stat.S_ISDIR(st.st_mode):
+        os.link(dest, backup, follow_symlinks=False)
+        os.replace(new, dest)
+        return
+    os.rename(dest, backup)
+    os.rename(new, dest)
+
+
+def swap_into(new: StrPath, dest: StrPath, backup: StrPath) -> str:
+    """Replace the existing entry *dest* by *new*; return where the old entry now is.
+
+    Tries :func:`exchange` (the old entry then sits at *new*'s path), else
+    :func:`swap_by_renames` (the old entry sits at *backup*).
+    """
+    if exchange(new, dest):
+        return os.fspath(new)
+    swap_by_renames(new, dest, backup)
+    return os.fspath(backup)
+
+
+def fsync_path(path: StrPath) -> None:
+    """fsync one file or directory by path, so that its data (or entries) are on disk."""
+    flags = os.O_RDONLY
+    if hasattr(os, "O_DIRECTORY") and os.path.isdir(path):
+        flags |= os.O_DIRECTORY
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(root: StrPath) -> None:
+    """fsync every regular file and directory below *root*, then *root* itself.
+
+    Run on a staged tree before it is renamed into place, so that a power
+    loss after the rename cannot leave an entry whose data never reached the
+    disk.  Symlinks are not followed.
+    """
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if stat.S_ISREG(os.lstat(path).st_mode):
+                fsync_path(path)
+        fsync_path(dirpath)
+
+
+def same_device(a: StrPath, b: StrPath) -> bool:
+    """True when *a* and *b* are on one filesystem, so a rename between them cannot fail with EXDEV."""
+    return os.lstat(a).st_dev == os.lstat(b).st_dev
