@@ -1,0 +1,8 @@
+"""Entry point for ``python -m install_atomic``."""
+
+import sys
+
+from install_atomic.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

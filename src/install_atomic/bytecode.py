@@ -1,0 +1,87 @@
+"""Byte-compiling the staged tree with the paths it will have once installed.
+
+``compileall.compile_dir(stage, stripdir=stage, prependdir=final)`` writes the
+``__pycache__`` files inside the staging directory while giving every code
+object the *final* ``co_filename``, so tracebacks name the installed file and
+the bytecode that lands is the bytecode that was checked.  Nothing in the
+destination is written by any process's import system in the meantime.
+
+Invalidation modes (``--pyc-mode``):
+
+``checked-hash`` (default)
+    The pyc stores a hash of its source and the import system checks it.
+    Timestamp pycs record the source's mtime with one-second resolution and
+    its size: two versions of a file with the same size written within one
+    second look identical, and the stale pyc would be used.
+``timestamp``
+    What ``setup.py install`` and pip write; cheapest to check at import.
+``unchecked-hash``
+    Never re-checked: for read-only trees that are only replaced whole.
+"""
+
+from __future__ import annotations
+
+import compileall
+import os
+import py_compile
+from collections.abc import Sequence
+
+MODES = {
+    "timestamp": py_compile.PycInvalidationMode.TIMESTAMP,
+    "checked-hash": py_compile.PycInvalidationMode.CHECKED_HASH,
+    "unchecked-hash": py_compile.PycInvalidationMode.UNCHECKED_HASH,
+}
+DEFAULT_MODE = "checked-hash"
+
+
+def compile_tree(
+    stage: str,
+    final: str,
+    *,
+    optimize: Sequence[int] = (0,),
+    mode: str = DEFAULT_MODE,
+    workers: int = 0,
+) -> bool:
+    """Compile every ``.py`` below *stage* as if it lived below *final*.
+
+    *optimize* lists the levels to write (0, 1, 2); *workers* = 0 uses every
+    core (``compileall``'s process pool), 1 compiles in this process.
+    Returns True when every file compiled.
+    """
+    levels = sorted(set(optimize)) or [0]
+    return bool(
+        compileall.compile_dir(
+            stage,
+            quiet=2,
+            stripdir=stage,
+            prependdir=final,
+            optimize=levels,
+            invalidation_mode=MODES[mode],
+            workers=workers if workers != 1 else 1,
+            rx=_Private(stage),
+        )
+    )
+
+
+class _Private:
+    """Skip install-atomic's own private entries below the stage (``compileall``
+    calls ``rx.search`` with each full path)."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+
+    def search(self, path: str) -> bool:
+        rel = os.path.relpath(path, self.stage)
+        return any(part.startswith(".install-atomic") for part in rel.split(os.sep))
+
+
+def pyc_paths(source: str, optimize: Sequence[int] = (0,)) -> list[str]:
+    """The pyc files :func:`compile_tree` writes for *source*."""
+    import importlib.util
+
+    out = []
+    for level in sorted(set(optimize)) or [0]:
+        out.append(
+            importlib.util.cache_from_source(source, optimization="" if level == 0 else level)
+        )
+    return out

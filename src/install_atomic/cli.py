@@ -1,0 +1,76 @@
+"""``python -m install_atomic``: inspect and recover destinations.
+
+``status [DESTINATION ...]``
+    list in-flight or interrupted transactions; changes nothing.
+``recover [DESTINATION ...]``
+    roll interrupted transactions back or forward and remove leftovers.
+
+DESTINATION defaults to the running interpreter's site-packages.  Installs
+themselves go through ``python setup.py install_atomic``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import sysconfig
+from collections.abc import Sequence
+from typing import Optional
+
+from install_atomic import __version__, recovery
+from install_atomic.errors import InstallAtomicError
+
+
+def _default_destinations() -> list[str]:
+    paths = sysconfig.get_paths()
+    return sorted({paths["purelib"], paths["platlib"]})
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m install_atomic",
+        description="Inspect and recover install-atomic transactions.",
+    )
+    parser.add_argument("--version", action="version", version=f"install-atomic {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    rec = sub.add_parser("recover", help="finish or undo interrupted installs")
+    rec.add_argument("destinations", nargs="*", metavar="DESTINATION")
+    rec.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS",
+                     help="seconds to wait for the destination lock (default: 60)")
+    st = sub.add_parser("status", help="list in-flight or interrupted installs")
+    st.add_argument("destinations", nargs="*", metavar="DESTINATION")
+    args = parser.parse_args(argv)
+    destinations = args.destinations or _default_destinations()
+    try:
+        if args.command == "status":
+            return _status(destinations)
+        return _recover(destinations, args.lock_timeout)
+    except InstallAtomicError as exc:
+        print(f"install_atomic: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _status(destinations: list[str]) -> int:
+    found = 0
+    for dest in destinations:
+        for item in recovery.status(dest):
+            found += 1
+            state = "in progress (lock held)" if item.live else "interrupted"
+            print(f"{dest}: {item.project}: {state}, pid {item.pid},"
+                  f" {item.done}/{item.steps} renames done ({item.journal})")
+        for stage in recovery.stray_stages(dest):
+            found += 1
+            print(f"{dest}: leftover staging directory {stage}")
+    if not found:
+        print("no interrupted installs")
+    return 0
+
+
+def _recover(destinations: list[str], timeout: float) -> int:
+    total = 0
+    for dest in destinations:
+        for item in recovery.recover(dest, timeout):
+            total += 1
+            print(f"{dest}: {item.project}: {item.outcome}")
+    print(f"recovered {total} interrupted install(s)" if total else "nothing to recover")
+    return 0

@@ -1,0 +1,97 @@
+"""The destination lock: one committer at a time per environment.
+
+The lock is a ``filelock.FileLock`` (``flock`` on Unix) on:
+
+* ``<venv>/.lock`` when the destination lies inside a virtual environment
+  (a directory holding ``pyvenv.cfg``): the very file ``uv`` locks, so an
+  ``install_atomic`` commit and a ``uv pip install`` into the same virtual
+  environment exclude each other;
+* ``<destination>/.lock`` otherwise (as ``uv`` does for ``--target``).
+
+The lock file is never deleted: unlinking a locked file splits waiters across
+inodes.  ``flock`` does not exclude processes on different NFS clients.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Optional
+
+from filelock import FileLock, Timeout
+
+from install_atomic.errors import DestinationError, LockTimeout
+
+
+def environment_root(path: str) -> Optional[str]:
+    """The virtual environment containing *path*, or None."""
+    current = os.path.abspath(path)
+    while True:
+        if os.path.isfile(os.path.join(current, "pyvenv.cfg")):
+            return current
+        parent = os.path.dirname(current)
+        if parent == current:
+            return None
+        current = parent
+
+
+def lock_path_for(destination: str) -> str:
+    """Where the lock for commits into *destination* lives."""
+    venv = environment_root(destination)
+    return os.path.join(venv if venv is not None else destination, ".lock")
+
+
+def lock_holders(lock_path: str) -> list[int]:
+    """Pids holding a ``flock`` on *lock_path*, read from ``/proc/locks`` (Linux); [] elsewhere."""
+    try:
+        st = os.stat(lock_path)
+        with open("/proc/locks", encoding="ascii") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    wanted = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    pids = []
+    for line in lines:
+        parts = line.split()
+        if "->" in parts:  # a waiter, not a holder
+            continue
+        if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5] == wanted:
+            pids.append(int(parts[4]))
+    return pids
+
+
+@contextmanager
+def hold(lock_path: str, timeout: float) -> Iterator[None]:
+    """Hold the lock at *lock_path*; raise :class:`LockTimeout` after *timeout* seconds.
+
+    A negative timeout waits forever.  The error names the holder's pid when
+    the platform tells it.
+    """
+    directory = os.path.dirname(lock_path)
+    if not os.access(directory, os.W_OK):
+        raise DestinationError(
+            f"cannot create the lock file {lock_path}: {directory} is not writable. "
+            "Run as a user who may write there, or choose another destination.",
+            directory,
+        )
+    lock = FileLock(lock_path, timeout=timeout, is_singleton=True)
+    started = time.monotonic()
+    try:
+        lock.acquire()
+    except Timeout:
+        holders = lock_holders(lock_path)
+        holder = holders[0] if holders else None
+        who = f"process {holder}" if holder is not None else "another process"
+        raise LockTimeout(
+            f"timed out after {time.monotonic() - started:.1f}s waiting for the lock {lock_path},"
+            f" held by {who}. Wait for it to finish, raise --lock-timeout, or, if that process"
+            " is hung, stop it and run 'python -m install_atomic recover'.",
+            lock_path,
+            holder,
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()

@@ -1,0 +1,241 @@
+"""Who owns which path in a destination, read from installed metadata.
+
+A distribution's files come from, in order of trust:
+
+1. ``*.dist-info/RECORD`` (pip, uv, installer): paths relative to the
+   directory holding the dist-info;
+2. ``*.egg-info/installed-files.txt`` (pip's legacy installs, and ours): paths
+   relative to the egg-info directory;
+3. ``top_level.txt``: each top-level name claims ``name/``, ``name.py`` and
+   ``name.*.so`` (or ``.pyd``) whole, except the names listed in
+   ``namespace_packages.txt``, which are shared by definition.
+
+Everything is resolved to absolute, normalised paths (``os.path.normpath``,
+no symlink resolution), so that ``../../../bin/tool`` in a RECORD becomes the
+script it names.
+"""
+
+from __future__ import annotations
+
+import csv
+import email.parser
+import glob
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Optional
+
+METADATA_SUFFIXES = (".dist-info", ".egg-info")
+
+
+def canonical_name(name: str) -> str:
+    """PEP 503 normalisation: ``Foo_Bar.baz`` -> ``foo-bar-baz``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def is_metadata_name(name: str) -> bool:
+    """True for an entry name that holds distribution metadata."""
+    return name.endswith(METADATA_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class InstalledDistribution:
+    """One installed distribution, as its metadata describes it."""
+
+    name: str
+    version: str
+    metadata_path: str
+    #: Absolute paths of every file the metadata lists, or None when it lists none.
+    files: Optional[frozenset[str]]
+    #: Absolute paths this distribution claims whole (from top_level.txt), used
+    #: only when ``files`` is None.
+    whole: frozenset[str] = field(default_factory=frozenset)
+    #: Absolute paths of namespace packages it declares (never owned whole).
+    namespaces: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def key(self) -> str:
+        return canonical_name(self.name)
+
+    def claimed(self) -> Iterator[str]:
+        """Every path this distribution lists or claims whole, metadata included."""
+        yield self.metadata_path
+        if self.files is not None:
+            yield from self.files
+        yield from self.whole
+
+
+def _read_text(path: str) -> Optional[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+
+
+def _headers(text: Optional[str]) -> tuple[Optional[str], Optional[str]]:
+    if not text:
+        return None, None
+    msg = email.parser.HeaderParser().parsestr(text)
+    return msg.get("Name"), msg.get("Version")
+
+
+def _split_filename(entry: str) -> tuple[str, str]:
+    stem = entry.rsplit(".", 1)[0]
+    name, _, rest = stem.partition("-")
+    version = rest.split("-py", 1)[0] if rest else ""
+    return name, version
+
+
+def _lines(text: Optional[str]) -> list[str]:
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+def _top_level_claims(root: str, names: Iterable[str], namespaces: set[str]) -> set[str]:
+    claims: set[str] = set()
+    for name in names:
+        if name in namespaces or not name or name.startswith("."):
+            continue
+        rel = name.replace("/", os.sep)
+        base = os.path.join(root, rel)
+        claims.add(base)
+        claims.add(base + ".py")
+        escaped = glob.escape(base)
+        for suffix in (".*.so", ".so", ".*.pyd", ".pyd"):
+            claims.update(glob.glob(escaped + suffix))
+    return claims
+
+
+def read_distribution(root: str, entry: str) -> Optional[InstalledDistribution]:
+    """Read the metadata entry *entry* (a ``.dist-info`` / ``.egg-info``) in *root*."""
+    path = os.path.join(root, entry)
+    if entry.endswith(".dist-info"):
+        name, version = _headers(_read_text(os.path.join(path, "METADATA")))
+        files: Optional[set[str]] = None
+        record = _read_text(os.path.join(path, "RECORD"))
+        if record is not None:
+            files = set()
+            for row in csv.reader(record.splitlines()):
+                if row and row[0]:
+                    files.add(os.path.normpath(os.path.join(root, row[0])))
+        top = _lines(_read_text(os.path.join(path, "top_level.txt")))
+        namespaces: set[str] = set()
+    elif entry.endswith(".egg-info"):
+        if os.path.isdir(path):
+            name, version = _headers(_read_text(os.path.join(path, "PKG-INFO")))
+            listed = _read_text(os.path.join(path, "installed-files.txt"))
+            files = None
+            if listed is not None:
+                files = {os.path.normpath(os.path.join(path, p)) for p in _lines(listed)}
+            top = _lines(_read_text(os.path.join(path, "top_level.txt")))
+            namespaces = set(_lines(_read_text(os.path.join(path, "namespace_packages.txt"))))
+        else:  # a single-file egg-info written by distutils
+            name, version = _headers(_read_text(path))
+            files, top, namespaces = None, [], set()
+    else:
+        return None
+    fallback_name, fallback_version = _split_filename(entry)
+    ns_paths = {os.path.join(root, n.replace(".", os.sep)) for n in namespaces}
+    whole: set[str] = set()
+    if files is None:
+        whole = _top_level_claims(root, top, {n.replace(".", "/") for n in namespaces})
+    return InstalledDistribution(
+        name=name or fallback_name,
+        version=version or fallback_version,
+        metadata_path=os.path.normpath(path),
+        files=frozenset(files) if files is not None else None,
+        whole=frozenset(whole),
+        namespaces=frozenset(ns_paths),
+    )
+
+
+def scan(root: str) -> list[InstalledDistribution]:
+    """Every distribution whose metadata lives directly in *root*, sorted by entry name."""
+    try:
+        entries = sorted(os.listdir(root))
+    except FileNotFoundError:
+        return []
+    found = []
+    for entry in entries:
+        if is_metadata_name(entry) and not entry.startswith("."):
+            dist = read_distribution(root, entry)
+            if dist is not None:
+                found.append(dist)
+    return found
+
+
+def _ancestors(path: str) -> Iterator[str]:
+    parent = os.path.dirname(path)
+    while parent and parent != path:
+        yield parent
+        path, parent = parent, os.path.dirname(parent)
+
+
+class Ownership:
+    """Answers "who else owns this path?" for one transaction.
+
+    *project* is the distribution being installed: its installed versions
+    (there may be several: an egg-info and a pip dist-info, say) are "old",
+    everything else is "others".
+    """
+
+    def __init__(self, dists: Iterable[InstalledDistribution], project: str) -> None:
+        key = canonical_name(project)
+        self.old: list[InstalledDistribution] = []
+        self.others: list[InstalledDistribution] = []
+        for dist in dists:
+            (self.old if dist.key == key else self.others).append(dist)
+        self._other_exact: dict[str, list[InstalledDistribution]] = {}
+        self._other_below: dict[str, list[InstalledDistribution]] = {}
+        self._old_exact: set[str] = set()
+        self._old_below: set[str] = set()
+        self._namespaces: set[str] = set()
+        for dist in self.others:
+            for path in dist.claimed():
+                self._other_exact.setdefault(path, []).append(dist)
+                for anc in _ancestors(path):
+                    owners = self._other_below.setdefault(anc, [])
+                    if not owners or owners[-1] is not dist:
+                        owners.append(dist)
+            self._namespaces.update(dist.namespaces)
+        for dist in self.old:
+            for path in dist.claimed():
+                self._old_exact.add(path)
+                self._old_below.update(_ancestors(path))
+            self._namespaces.update(dist.namespaces)
+
+    def other_owners(self, path: str) -> list[InstalledDistribution]:
+        """Other distributions that list *path* itself or claim it whole."""
+        return list(self._other_exact.get(os.path.normpath(path), ()))
+
+    def others_inside(self, path: str) -> bool:
+        """True if another distribution lists or claims anything strictly below *path*."""
+        return os.path.normpath(path) in self._other_below
+
+    def old_claims(self, path: str) -> bool:
+        """True if an installed version of the project lists *path* or something below it."""
+        path = os.path.normpath(path)
+        return path in self._old_exact or path in self._old_below
+
+    def is_namespace(self, path: str) -> bool:
+        return os.path.normpath(path) in self._namespaces
+
+    def may_swap_whole(self, path: str) -> bool:
+        """A directory may be swapped whole only if the old version of the project
+        claims it and no other distribution has anything in it or declares it a
+        namespace.  A directory nobody claims is merged into, so that unknown
+        contents survive."""
+        return (
+            self.old_claims(path)
+            and not self.others_inside(path)
+            and not self.other_owners(path)
+            and not self.is_namespace(path)
+        )
+
+    def old_files(self) -> set[str]:
+        """Every path an installed version of the project lists or claims, metadata included."""
+        out: set[str] = set()
+        for dist in self.old:
+            out.update(dist.claimed())
+        return out

@@ -1,0 +1,295 @@
+"""The plan: every rename a transaction will make, computed before any is made.
+
+For each destination root the staged tree is compared with what is there:
+
+* an entry the destination lacks is **added** (one ``rename``, no replace);
+* an entry the destination has is **swapped**: a file or a directory that the
+  old version of the project owns alone is replaced by one exchange;
+* a directory that another distribution also uses (a namespace such as
+  ``backports/``) or that nobody claims is **merged into**: the planner
+  recurses and swaps the deepest entries instead;
+* an entry of the old version that the new one lacks is **removed** (renamed
+  to a hidden backup, deleted after the commit), climbing to the highest
+  directory that holds nothing but the old version's files.
+
+Order, which is what a concurrent reader can observe: code and data first,
+then scripts, headers and data files, then the new metadata directory, then
+the old metadata, then stale files of the old version.  Metadata therefore
+never names a version whose code is not yet in place.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import stat
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+from install_atomic.errors import UnsafePathError
+from install_atomic.ownership import InstalledDistribution, Ownership, is_metadata_name
+
+Action = Literal["add", "swap", "remove"]
+PRIVATE_PREFIX = ".install-atomic"
+
+
+@dataclass
+class Step:
+    """One rename of the plan.  Inode pairs tell recovery which side is where."""
+
+    action: Action
+    dest: str
+    source: str = ""  # staged entry (add / swap)
+    backup: str = ""  # where the old entry goes (swap fallback / remove)
+    kind: str = "file"
+    new_id: Optional[tuple[int, int]] = None
+    old_id: Optional[tuple[int, int]] = None
+    metadata: bool = False
+    count: int = 1
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "action": self.action,
+            "dest": self.dest,
+            "source": self.source,
+            "backup": self.backup,
+            "kind": self.kind,
+            "new_id": list(self.new_id) if self.new_id else None,
+            "old_id": list(self.old_id) if self.old_id else None,
+            "metadata": self.metadata,
+            "count": self.count,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Step:
+        def ident(value: object) -> Optional[tuple[int, int]]:
+            if isinstance(value, list) and len(value) == 2:
+                return (int(value[0]), int(value[1]))
+            return None
+
+        return cls(
+            action=data["action"],  # type: ignore[arg-type]
+            dest=str(data["dest"]),
+            source=str(data.get("source", "")),
+            backup=str(data.get("backup", "")),
+            kind=str(data.get("kind", "file")),
+            new_id=ident(data.get("new_id")),
+            old_id=ident(data.get("old_id")),
+            metadata=bool(data.get("metadata", False)),
+            count=int(data.get("count", 1)),  # type: ignore[call-overload]
+        )
+
+    def describe(self) -> str:
+        what = f"directory, {self.count} files" if self.kind == "dir" else self.kind
+        verb = {"add": "add   ", "swap": "swap  ", "remove": "remove"}[self.action]
+        return f"{verb} {self.dest}  ({what})"
+
+
+@dataclass
+class Conflict:
+    """A file the new version ships that another distribution lists."""
+
+    path: str
+    owners: list[str]
+
+
+@dataclass
+class Plan:
+    steps: list[Step] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+
+    def describe(self) -> list[str]:
+        return [step.describe() for step in self.steps]
+
+
+def entry_id(path: str) -> tuple[int, int]:
+    st = os.lstat(path)
+    return (st.st_dev, st.st_ino)
+
+
+def _kind(path: str) -> tuple[str, int]:
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        return "symlink", 1
+    if stat.S_ISDIR(st.st_mode):
+        count = sum(len(files) for _, _, files in os.walk(path))
+        return "dir", count
+    return "file", 1
+
+
+def _is_real_dir(path: str) -> bool:
+    return os.path.isdir(path) and not os.path.islink(path)
+
+
+def check_inside(path: str, root: str) -> None:
+    """Refuse a path that would land outside *root* (``..``, absolute, or via a symlink)."""
+    norm = os.path.normpath(path)
+    root_n = os.path.normpath(root)
+    if os.path.commonpath([norm, root_n]) != root_n:
+        raise UnsafePathError(
+            f"refusing to install {path}: it is outside the destination {root}. "
+            "Check the project's data_files and package_dir for '..' or absolute paths.",
+            path,
+        )
+
+
+class Planner:
+    """Builds a :class:`Plan` for staged roots against an :class:`Ownership`."""
+
+    def __init__(self, ownership: Ownership, backup_name: "BackupNamer") -> None:
+        self.own = ownership
+        self.backup_name = backup_name
+        self.new_final: set[str] = set()
+        self.swapped_dirs: list[str] = []
+
+    def _walk(self, stage: str, dest: str, out: list[Step], conflicts: list[Conflict]) -> None:
+        for name in sorted(os.listdir(stage)):
+            if name.startswith(PRIVATE_PREFIX):
+                continue
+            src = os.path.join(stage, name)
+            dst = os.path.join(dest, name)
+            self.new_final.add(dst)
+            if not os.path.lexists(dst):
+                kind, count = _kind(src)
+                self._mark_tree(src, dst)
+                out.append(Step("add", dst, src, kind=kind, count=count, new_id=entry_id(src)))
+                continue
+            if _is_real_dir(src) and _is_real_dir(dst) and not self.own.may_swap_whole(dst):
+                if self.own.other_owners(dst):
+                    conflicts.append(Conflict(dst, [d.name for d in self.own.other_owners(dst)]))
+                self._walk(src, dst, out, conflicts)
+                continue
+            kind, count = _kind(src)
+            if kind != "dir" and self.own.other_owners(dst) and not _identical(src, dst):
+                if "__pycache__" not in dst.split(os.sep):
+                    owners = [d.name for d in self.own.other_owners(dst)]
+                    conflicts.append(Conflict(dst, owners))
+            if kind == "dir":
+                self.swapped_dirs.append(dst)
+                self._mark_tree(src, dst)
+            out.append(
+                Step(
+                    "swap",
+                    dst,
+                    src,
+                    backup=self.backup_name(dst),
+                    kind=kind,
+                    count=count,
+                    new_id=entry_id(src),
+                    old_id=entry_id(dst),
+                )
+            )
+
+    def _mark_tree(self, src: str, dst: str) -> None:
+        if not _is_real_dir(src):
+            return
+        for dirpath, dirnames, filenames in os.walk(src):
+            rel = os.path.relpath(dirpath, src)
+            base = os.path.normpath(os.path.join(dst, rel))
+            for name in dirnames + filenames:
+                self.new_final.add(os.path.join(base, name))
+
+    def _covered(self, path: str) -> bool:
+        return any(path.startswith(d + os.sep) for d in self.swapped_dirs)
+
+    def _removal_top(self, path: str, stops: set[str]) -> str:
+        top = path
+        parent = os.path.dirname(top)
+        while (
+            parent not in stops
+            and parent != os.path.dirname(parent)
+            and parent not in self.new_final
+            and self.own.old_claims(parent)
+            and not self.own.others_inside(parent)
+            and not self.own.other_owners(parent)
+            and not self.own.is_namespace(parent)
+            and self._holds_only_old(parent)
+        ):
+            top, parent = parent, os.path.dirname(parent)
+        return top
+
+    def _holds_only_old(self, directory: str) -> bool:
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            return False
+        for name in names:
+            child = os.path.join(directory, name)
+            if name == "__pycache__" or self.own.old_claims(child):
+                continue
+            return False
+        return True
+
+    def plan(
+        self, roots: Sequence[tuple[str, str]], primary: str, extra_stops: Iterable[str] = ()
+    ) -> Plan:
+        """*roots* are (staging directory, destination) pairs; *primary* is the
+        destination that receives the metadata directory."""
+        code: list[Step] = []
+        meta: list[Step] = []
+        conflicts: list[Conflict] = []
+        for stage, dest in roots:
+            steps: list[Step] = []
+            self._walk(stage, dest, steps, conflicts)
+            for step in steps:
+                in_primary = os.path.dirname(step.dest) == os.path.normpath(primary)
+                if in_primary and is_metadata_name(os.path.basename(step.dest)):
+                    step.metadata = True
+                    meta.append(step)
+                else:
+                    code.append(step)
+        stops = {os.path.normpath(d) for _, d in roots} | {os.path.normpath(s) for s in extra_stops}
+        removals: dict[str, Step] = {}
+        for path in sorted(self.own.old_files()):
+            if path in self.new_final or self._covered(path) or not os.path.lexists(path):
+                continue
+            if self.own.other_owners(path):
+                continue  # never delete what another distribution still lists
+            top = self._removal_top(path, stops)
+            if top in removals or top in self.new_final:
+                continue
+            kind, count = _kind(top)
+            removals[top] = Step(
+                "remove",
+                top,
+                backup=self.backup_name(top),
+                kind=kind,
+                count=count,
+                old_id=entry_id(top),
+                metadata=is_metadata_name(os.path.basename(top)),
+            )
+        tops = sorted(removals)
+        pruned = [
+            removals[t] for t in tops if not any(t.startswith(o + os.sep) for o in tops if o != t)
+        ]
+        old_meta = [s for s in pruned if s.metadata]
+        stale = [s for s in pruned if not s.metadata]
+        return Plan(code + meta + old_meta + stale, conflicts)
+
+
+class BackupNamer:
+    """Hidden sibling names for entries moved aside: ``.install-atomic-<txid>-<n>``.
+
+    A sibling is always on the same filesystem as the entry, so moving aside is
+    one rename that cannot fail with EXDEV.
+    """
+
+    def __init__(self, txid: str) -> None:
+        self.txid = txid
+        self.n = 0
+
+    def __call__(self, path: str) -> str:
+        self.n += 1
+        return os.path.join(os.path.dirname(path), f"{PRIVATE_PREFIX}-{self.txid}-{self.n}.bak")
+
+
+def _identical(a: str, b: str) -> bool:
+    try:
+        return os.path.isfile(a) and os.path.isfile(b) and filecmp.cmp(a, b, shallow=False)
+    except OSError:
+        return False
+
+
+def old_versions(ownership: Ownership) -> list[InstalledDistribution]:
+    return list(ownership.old)

@@ -1,0 +1,136 @@
+"""Finishing interrupted transactions.
+
+A journal left in a destination means its installer stopped between the
+journal's write and the end of its cleanup.  Under the destination lock (so
+never while that installer still runs) recovery decides by one rule:
+
+* **every step done** (the last rename of the commit happened): roll
+  **forward**, that is, delete the backups and staging directories;
+* otherwise roll **back**: undo the steps in reverse, so the old version is
+  in place exactly, then delete the staging directories.
+
+Either way code and metadata agree afterwards and nothing named
+``.install-atomic*`` is left.  Staging directories without a journal (an
+installer killed while building) are removed when their owner lock is free.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+from install_atomic import journal as journal_mod
+from install_atomic import locking, staging, steps
+from install_atomic.journal import Journal
+from install_atomic.plan import PRIVATE_PREFIX
+from install_atomic.primitives import fsync_path
+
+Outcome = Literal["rolled back", "rolled forward"]
+
+
+@dataclass
+class Recovered:
+    journal: str
+    project: str
+    outcome: Outcome
+
+
+def resolve(journal: Journal) -> Outcome:
+    """Roll *journal*'s transaction back or forward and remove every leftover."""
+    outcome: Outcome
+    if all(steps.is_done(s) for s in journal.steps):
+        outcome = "rolled forward"
+    else:
+        for step in reversed(journal.steps):
+            steps.undo(step)
+        outcome = "rolled back"
+    cleanup(journal)
+    return outcome
+
+
+def cleanup(journal: Journal) -> None:
+    """Delete backups and staging directories, fsync what changed, then the journal."""
+    parents = set()
+    for step in journal.steps:
+        if step.backup and os.path.lexists(step.backup):
+            staging.remove_tree(step.backup)
+        parents.add(os.path.dirname(step.dest))
+    for stage in journal.stages:
+        staging.remove_tree(stage)
+        parents.add(os.path.dirname(stage))
+    for parent in sorted(parents):
+        if os.path.isdir(parent):
+            fsync_path(parent)
+    journal.remove()
+
+
+def stray_stages(destination: str) -> list[str]:
+    """Staging directories in *destination* whose installer is gone."""
+    try:
+        names = os.listdir(destination)
+    except FileNotFoundError:
+        return []
+    out = []
+    for name in sorted(names):
+        path = os.path.join(destination, name)
+        if (
+            name.startswith(staging.PREFIX)
+            and not name.endswith(journal_mod.SUFFIX)
+            and os.path.isdir(path)
+            and not os.path.islink(path)
+            and not staging.is_live(path)
+        ):
+            out.append(path)
+    return out
+
+
+def recover_locked(destination: str) -> list[Recovered]:
+    """Recover every interrupted transaction in *destination*; the caller holds its lock."""
+    done = []
+    for path in journal_mod.find(destination):
+        if path.endswith(".tmp"):
+            os.unlink(path)
+            continue
+        journal = journal_mod.load(path)
+        done.append(Recovered(path, journal.project, resolve(journal)))
+    for stage in stray_stages(destination):
+        staging.remove_tree(stage)
+    for name in os.listdir(destination) if os.path.isdir(destination) else ():
+        if name.startswith(PRIVATE_PREFIX) and name.endswith(journal_mod.SUFFIX + ".tmp"):
+            os.unlink(os.path.join(destination, name))
+    return done
+
+
+def recover(destination: str, timeout: float = 60.0) -> list[Recovered]:
+    """Take *destination*'s lock and recover what was interrupted there."""
+    destination = os.path.abspath(destination)
+    with locking.hold(locking.lock_path_for(destination), timeout):
+        return recover_locked(destination)
+
+
+@dataclass
+class Status:
+    journal: str
+    project: str
+    pid: int
+    steps: int
+    done: int
+    live: bool
+
+
+def status(destination: str) -> list[Status]:
+    """In-flight or interrupted transactions in *destination*; changes nothing."""
+    destination = os.path.abspath(destination)
+    holders = locking.lock_holders(locking.lock_path_for(destination))
+    out = []
+    for path in journal_mod.find(destination):
+        if path.endswith(".tmp"):
+            continue
+        journal = journal_mod.load(path)
+        done = sum(1 for s in journal.steps if steps.is_done(s))
+        out.append(
+            Status(path, journal.project, journal.pid, len(journal.steps), done,
+                   journal.pid in holders)
+        )
+    return out

@@ -1,0 +1,140 @@
+"""Staging directories: private trees inside each destination.
+
+A staging directory is created *inside* the destination it feeds
+(``mkdtemp(dir=destination, prefix=".install-atomic-")``), so every later
+rename stays on one filesystem; :func:`create` checks ``st_dev`` to be sure.
+Nothing outside it changes until the commit.
+
+Each staging directory holds ``.install-atomic-owner``, flock-ed for as long
+as the installer that made it runs: recovery removes a staging directory
+without a journal only when that lock can be taken, so it never deletes the
+work of an installer that is still building.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import shutil
+import stat
+import sys
+import tempfile
+import time
+from typing import Any, Callable
+
+from install_atomic.errors import DestinationError, StagingError
+
+PREFIX = ".install-atomic-"
+OWNER = ".install-atomic-owner"
+#: A staging directory without an owner file younger than this is presumed alive.
+YOUNG_SECONDS = 30.0
+
+
+def ensure_destination(path: str) -> None:
+    """Create *path* (and parents) if missing, as ``setup.py install`` does; check it is writable."""
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise DestinationError(
+            f"destination {path} exists but is not a directory. Remove it or choose another"
+            " destination.",
+            path,
+        )
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise DestinationError(
+            f"cannot create the destination directory {path}: {exc.strerror}. Create it, or"
+            " choose a destination you may write to (--user, --prefix, --home, --root).",
+            path,
+        ) from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise DestinationError(
+            f"destination {path} is not writable. Nothing was changed. Run as a user who may"
+            " write there, or install elsewhere (--user, --prefix, --home, --root).",
+            path,
+        )
+
+
+class Stage:
+    """One staging directory, locked by its owner for its lifetime."""
+
+    def __init__(self, destination: str, *, private: bool = True) -> None:
+        self.destination = os.path.abspath(destination)
+        try:
+            if private:
+                self.path = tempfile.mkdtemp(dir=self.destination, prefix=PREFIX)
+            else:  # --dry-run: stage outside the destination, change nothing there
+                self.path = tempfile.mkdtemp(prefix=PREFIX)
+        except OSError as exc:
+            raise StagingError(
+                f"cannot create a staging directory in {self.destination}: {exc.strerror}."
+                " Make the destination writable, or free space on its filesystem.",
+                self.destination,
+            ) from exc
+        os.chmod(self.path, 0o755)
+        self._fd = os.open(os.path.join(self.path, OWNER), os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        if private and os.lstat(self.path).st_dev != os.lstat(self.destination).st_dev:
+            self.remove()
+            raise StagingError(
+                f"staging directory for {self.destination} is on another filesystem;"
+                " renames would not be atomic.",
+                self.destination,
+            )
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def remove(self) -> None:
+        self.release()
+        remove_tree(self.path)
+
+
+def is_live(stage_path: str) -> bool:
+    """True if the installer that created *stage_path* still holds its owner lock."""
+    try:
+        fd = os.open(os.path.join(stage_path, OWNER), os.O_RDONLY)
+    except OSError:
+        # Between mkdtemp and the owner file's creation a stage is young: leave it.
+        try:
+            return time.time() - os.lstat(stage_path).st_mtime < YOUNG_SECONDS
+        except OSError:
+            return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return True
+        raise
+    finally:
+        os.close(fd)
+    return False
+
+
+def _make_writable_and_retry(func: Callable[..., Any], path: str, _exc: Any) -> None:
+    parent = os.path.dirname(path)
+    try:
+        os.chmod(parent, os.lstat(parent).st_mode | stat.S_IWUSR | stat.S_IXUSR)
+        if not os.path.islink(path) and os.path.isdir(path):
+            os.chmod(path, os.lstat(path).st_mode | stat.S_IWUSR | stat.S_IXUSR | stat.S_IRUSR)
+    except OSError:
+        pass
+    func(path)
+
+
+def remove_tree(path: str) -> None:
+    """Delete *path* (file, link or tree), read-only entries included.  Missing is fine."""
+    if not os.path.lexists(path):
+        return
+    if os.path.isdir(path) and not os.path.islink(path):
+        if sys.version_info >= (3, 12):
+            shutil.rmtree(path, onexc=_make_writable_and_retry)
+        else:
+            shutil.rmtree(path, onerror=_make_writable_and_retry)
+    else:
+        try:
+            os.unlink(path)
+        except PermissionError:
+            _make_writable_and_retry(os.unlink, path, None)

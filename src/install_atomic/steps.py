@@ -1,0 +1,88 @@
+"""Doing and undoing one step of a plan.
+
+:func:`apply` makes the step's rename.  :func:`is_done` and :func:`undo` look
+only at the filesystem (inode identities recorded in the step), so they work
+the same in the installer that failed and in a later ``recover`` after a
+crash at any instant: the entries of a step are always at one of ``dest``,
+``source`` or ``backup``.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import Optional
+
+from install_atomic import primitives
+from install_atomic.plan import Step
+
+
+def _id(path: str) -> Optional[tuple[int, int]]:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def apply(step: Step) -> None:
+    """Make the step's rename(s).  Each is atomic; see :mod:`install_atomic.primitives`."""
+    if step.action == "add":
+        primitives.rename_noreplace(step.source, step.dest)
+    elif step.action == "swap":
+        primitives.swap_into(step.source, step.dest, step.backup)
+    else:
+        primitives.rename_noreplace(step.dest, step.backup)
+
+
+def is_done(step: Step) -> bool:
+    """True when the step's final state is on disk."""
+    if step.action == "remove":
+        return _id(step.dest) != step.old_id
+    return _id(step.dest) == step.new_id
+
+
+def _where(step: Step, ident: Optional[tuple[int, int]]) -> Optional[str]:
+    if ident is None:
+        return None
+    for path in (step.dest, step.source, step.backup):
+        if path and _id(path) == ident:
+            return path
+    return None
+
+
+def _free_spot(step: Step) -> str:
+    for path in (step.source, step.backup):
+        if path and not os.path.lexists(path):
+            return path
+    raise FileExistsError(f"no free place to move {step.dest} aside")
+
+
+def undo(step: Step) -> None:
+    """Put the old entry (or nothing, for an add) back at ``dest``.
+
+    The new entry goes back to a private place and is deleted with the
+    staging directory.  Idempotent: undoing an undone step does nothing.
+    """
+    dest_id = _id(step.dest)
+    if step.old_id is None:  # an add: dest must be empty again
+        if dest_id is not None and dest_id == step.new_id:
+            os.rename(step.dest, _free_spot(step))
+        return
+    if dest_id == step.old_id:
+        return  # old entry in place (also: a file's backup link made, replace not yet)
+    old_at = _where(step, step.old_id)
+    if old_at is None:
+        raise FileNotFoundError(
+            f"the previous version of {step.dest} is neither in place nor at {step.backup}"
+        )
+    if dest_id is None:
+        primitives.rename_noreplace(old_at, step.dest)
+        return
+    if primitives.exchange(old_at, step.dest):
+        return
+    if not stat.S_ISDIR(os.lstat(old_at).st_mode):
+        os.replace(old_at, step.dest)
+        return
+    os.rename(step.dest, _free_spot(step))
+    os.rename(old_at, step.dest)

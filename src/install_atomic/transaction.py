@@ -1,0 +1,262 @@
+"""A transaction: stage, then lock, journal, swap, clean up.
+
+Usage (what every adapter does)::
+
+    with Transaction("demo-pkg", primary=site_packages) as txn:
+        lib = txn.stage(site_packages)
+        scripts = txn.stage(bin_dir)
+        ...  # build into lib and scripts, compile, verify
+        result = txn.commit()
+
+Everything before :meth:`Transaction.commit` happens in private staging
+directories and runs in parallel with other installers.  ``commit`` then:
+
+1. takes the destination lock (:mod:`install_atomic.locking`) and recovers
+   any transaction a crashed installer left (:mod:`install_atomic.recovery`);
+2. reads ownership and computes the plan (:mod:`install_atomic.plan`);
+   with ``strict``, refuses on a conflict before anything changes;
+3. fsyncs the staged trees, writes and fsyncs the journal;
+4. makes the renames in plan order; on any error undoes those made, in
+   reverse, and raises :class:`~install_atomic.errors.CommitError`;
+5. fsyncs the changed directories, deletes backups, staging directories
+   and the journal, and releases the lock.
+
+Leaving the ``with`` block without a commit (an exception while building,
+a failed verification) deletes the staging directories: the destination is
+as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Callable, Optional
+
+from install_atomic import locking, recovery, staging, steps
+from install_atomic.errors import CommitError, ConflictError, InstallAtomicError
+from install_atomic.journal import Journal
+from install_atomic.ownership import Ownership, scan
+from install_atomic.plan import BackupNamer, Plan, Planner, Step
+from install_atomic.primitives import fsync_path, fsync_tree
+
+Logger = Callable[[str], None]
+
+DEFAULT_LOCK_TIMEOUT = 300.0
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+@dataclass
+class CommitResult:
+    """What a commit did."""
+
+    plan: Plan
+    #: Seconds from the first rename of the commit to the last.
+    swap_seconds: float = 0.0
+    #: Seconds the whole commit took, lock wait excluded.
+    commit_seconds: float = 0.0
+    lock_wait_seconds: float = 0.0
+    recovered: list[recovery.Recovered] = field(default_factory=list)
+    dry_run: bool = False
+
+
+class Transaction:
+    """One atomic install of one distribution (*project*) into one environment.
+
+    *primary* is the directory that receives the distribution's metadata
+    (``install_lib``); it decides the lock and holds the journal.
+    """
+
+    def __init__(
+        self,
+        project: str,
+        primary: str,
+        *,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        strict: bool = False,
+        dry_run: bool = False,
+        durable: bool = True,
+        log: Logger = _stderr,
+        warn: Logger = _stderr,
+    ) -> None:
+        self.project = project
+        self.primary = os.path.abspath(primary)
+        self.lock_timeout = lock_timeout
+        self.strict = strict
+        self.dry_run = dry_run
+        self.durable = durable
+        self.log = log
+        self.warn = warn
+        self.txid = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self._stages: dict[str, staging.Stage] = {}
+        self.committed = False
+
+    # -- staging -----------------------------------------------------------
+    def stage(self, destination: str) -> str:
+        """Return the staging directory for *destination*, creating both if needed."""
+        destination = os.path.normpath(os.path.abspath(destination))
+        if destination not in self._stages:
+            if not self.dry_run:
+                staging.ensure_destination(destination)
+            self._stages[destination] = staging.Stage(destination, private=not self.dry_run)
+        return self._stages[destination].path
+
+    @property
+    def roots(self) -> list[tuple[str, str]]:
+        """(staging directory, destination) pairs, primary first."""
+        items = sorted(self._stages.items(), key=lambda kv: (kv[0] != self.primary, kv[0]))
+        return [(st.path, dest) for dest, st in items]
+
+    def final_path(self, staged: str) -> str:
+        """Where a path inside a staging directory will be after the commit."""
+        staged = os.path.abspath(staged)
+        for stage, dest in self.roots:
+            if staged == stage or staged.startswith(stage + os.sep):
+                return os.path.normpath(os.path.join(dest, os.path.relpath(staged, stage)))
+        raise ValueError(f"{staged} is not inside a staging directory of this transaction")
+
+    def staged_files(self) -> Iterator[tuple[str, str]]:
+        """(staged path, final path) of every file and symlink staged so far."""
+        for stage, dest in self.roots:
+            for dirpath, dirnames, filenames in os.walk(stage):
+                dirnames[:] = [d for d in dirnames if not d.startswith(staging.PREFIX)]
+                for name in filenames + [d for d in dirnames if os.path.islink(
+                        os.path.join(dirpath, d))]:
+                    if dirpath == stage and name.startswith(staging.PREFIX):
+                        continue
+                    src = os.path.join(dirpath, name)
+                    yield src, os.path.normpath(os.path.join(dest, os.path.relpath(src, stage)))
+
+    # -- commit ------------------------------------------------------------
+    def plan(self) -> Plan:
+        """Compute the plan against the destination as it is now."""
+        ownership = Ownership(scan(self.primary), self.project)
+        return Planner(ownership, BackupNamer(self.txid)).plan(self.roots, self.primary)
+
+    def commit(self) -> CommitResult:
+        """Put the staged version in place; see the module docstring for the sequence."""
+        if self.dry_run:
+            plan = self.plan()
+            self._report_conflicts(plan)
+            for line in plan.describe():
+                self.log(f"would {line}")
+            self.log(f"dry run: {len(plan.steps)} renames planned, nothing changed")
+            return CommitResult(plan, dry_run=True)
+        waited = time.monotonic()
+        with locking.hold(locking.lock_path_for(self.primary), self.lock_timeout):
+            started = time.monotonic()
+            recovered = recovery.recover_locked(self.primary)
+            for dest in {d for _, d in self.roots} - {self.primary}:
+                recovered += recovery.recover_locked(dest)
+            for item in recovered:
+                self.warn(f"install_atomic: recovered an interrupted install of {item.project}:"
+                          f" {item.outcome} ({item.journal})")
+            plan = self.plan()
+            self._report_conflicts(plan)
+            if self.durable:
+                for stage, _ in self.roots:
+                    fsync_tree(stage)
+            journal = Journal(
+                txid=self.txid,
+                project=self.project,
+                primary=self.primary,
+                lock_path=locking.lock_path_for(self.primary),
+                stages=[stage for stage, _ in self.roots],
+                steps=plan.steps,
+            )
+            journal.write()
+            swap_seconds = self._run_steps(plan.steps, journal)
+            self.committed = True
+            if self.durable:
+                for parent in sorted({os.path.dirname(s.dest) for s in plan.steps}):
+                    fsync_path(parent)
+            for st in self._stages.values():
+                st.release()
+            recovery.cleanup(journal)
+            result = CommitResult(
+                plan,
+                swap_seconds=swap_seconds,
+                commit_seconds=time.monotonic() - started,
+                lock_wait_seconds=started - waited,
+                recovered=recovered,
+            )
+        return result
+
+    def _report_conflicts(self, plan: Plan) -> None:
+        for conflict in plan.conflicts:
+            owners = ", ".join(sorted(set(conflict.owners)))
+            message = (f"{conflict.path} is shipped by {self.project} but belongs to {owners}")
+            if self.strict:
+                raise ConflictError(
+                    f"{message}; refusing (--strict). Nothing was changed. Uninstall {owners}"
+                    " or install without --strict to replace the file as pip would.",
+                    conflict.path,
+                )
+            self.warn(f"warning: {message}; replacing it (use --strict to refuse)")
+
+    def _run_steps(self, plan_steps: list[Step], journal: Journal) -> float:
+        first = time.perf_counter()
+        done: list[Step] = []
+        for step in plan_steps:
+            try:
+                steps.apply(step)
+            except OSError as exc:
+                done.append(step)
+                self._rollback(done, journal, exc, step)
+            done.append(step)
+        return time.perf_counter() - first
+
+    def _rollback(self, done: list[Step], journal: Journal, exc: OSError, failed: Step) -> None:
+        try:
+            for step in reversed(done):
+                steps.undo(step)
+            for st in self._stages.values():
+                st.release()
+            recovery.cleanup(journal)
+        except OSError as undo_exc:
+            raise CommitError(
+                f"installing {failed.dest} failed ({exc.strerror}), and undoing the install"
+                f" failed too ({undo_exc}). The journal {journal.path} is kept: fix the cause"
+                f" and run 'python -m install_atomic recover {self.primary}'.",
+                failed.dest,
+                rolled_back=False,
+            ) from exc
+        path = exc.filename or failed.dest
+        raise CommitError(
+            f"could not {failed.action} {failed.dest}: {exc.strerror} ({path}). The previous"
+            " version was restored and nothing else changed; fix the cause and run the install"
+            " again.",
+            path,
+            rolled_back=True,
+        ) from exc
+
+    def abort(self) -> None:
+        """Drop every staging directory.  The destination is untouched."""
+        for st in self._stages.values():
+            st.remove()
+        self._stages.clear()
+
+    def __enter__(self) -> Transaction:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        if not self.committed:
+            try:
+                self.abort()
+            except OSError as cleanup_exc:
+                if exc is None:
+                    raise InstallAtomicError(
+                        f"could not remove a staging directory: {cleanup_exc}", None
+                    ) from cleanup_exc

@@ -1,0 +1,119 @@
+"""Checks run against the staged tree before anything is swapped in.
+
+Both run in a fresh interpreter whose ``sys.path`` starts with the staged
+library directory and then has the destination (so the new version's other
+dependencies resolve as they will after the install).  Bytecode writing is
+disabled (``PYTHONDONTWRITEBYTECODE``), so the checks cannot leave pycs with
+staging paths behind, and the working directory is a private empty one, so a
+project's source checkout cannot shadow the staged tree.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from typing import Optional
+
+from install_atomic.errors import VerificationError
+
+_IMPORT_ALL = r"""
+import importlib, sys, traceback
+failed = 0
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except BaseException:
+        failed += 1
+        print(f"install_atomic: importing {name!r} from the staged tree failed:", file=sys.stderr)
+        traceback.print_exc()
+sys.exit(1 if failed else 0)
+"""
+
+
+def importable_names(stage_lib: str) -> list[str]:
+    """Top-level modules and packages in *stage_lib*; namespace dirs are descended into."""
+    names: list[str] = []
+
+    def visit(directory: str, prefix: str) -> None:
+        for entry in sorted(os.listdir(directory)):
+            path = os.path.join(directory, entry)
+            if entry.startswith(".") or entry == "__pycache__":
+                continue
+            if os.path.isdir(path):
+                if not entry.isidentifier():
+                    continue
+                if os.path.exists(os.path.join(path, "__init__.py")):
+                    names.append(prefix + entry)
+                else:
+                    visit(path, prefix + entry + ".")
+            else:
+                stem, _, suffix = entry.partition(".")
+                if stem.isidentifier() and stem != "__init__" and (
+                    suffix == "py" or entry.endswith((".so", ".pyd"))
+                ):
+                    names.append(prefix + stem)
+
+    visit(stage_lib, "")
+    return names
+
+
+def environment(stage_lib: str, destination: str) -> dict[str, str]:
+    env = dict(os.environ)
+    path = [stage_lib, destination]
+    if env.get("PYTHONPATH"):
+        path.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(path)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["INSTALL_ATOMIC_STAGE"] = stage_lib
+    return env
+
+
+def check_imports(
+    stage_lib: str,
+    destination: str,
+    names: Optional[Sequence[str]] = None,
+    *,
+    python: str = sys.executable,
+    timeout: float = 600.0,
+) -> None:
+    """Import every name (default: :func:`importable_names`) from the staged tree.
+
+    Raises :class:`VerificationError` with the tracebacks on failure.
+    """
+    names = list(names) if names is not None else importable_names(stage_lib)
+    if not names:
+        return
+    _run([python, "-c", _IMPORT_ALL, *names], stage_lib, destination, timeout,
+         what=f"the import check of {', '.join(names)}", shell=False)
+
+
+def run_command(command: str, stage_lib: str, destination: str, timeout: float = 3600.0) -> None:
+    """Run the user's ``--verify-command`` (a shell command) against the staged tree."""
+    _run(command, stage_lib, destination, timeout, what=f"--verify-command {command!r}",
+         shell=True)
+
+
+def _run(cmd: object, stage_lib: str, destination: str, timeout: float, *, what: str,
+         shell: bool) -> None:
+    with tempfile.TemporaryDirectory(prefix="install-atomic-verify-") as cwd:
+        proc = subprocess.run(  # noqa: S602 - the user's own command, by design
+            cmd,  # type: ignore[call-overload]
+            cwd=cwd,
+            env=environment(stage_lib, destination),
+            shell=shell,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    if proc.returncode != 0:
+        output = (proc.stdout + proc.stderr).strip()
+        raise VerificationError(
+            f"{what} failed (exit status {proc.returncode}); nothing was installed and the"
+            f" installed version is unchanged. Output:\n{output}\n"
+            "Fix the release, or pass --no-verify to install it anyway.",
+            stage_lib,
+        )

@@ -1,0 +1,3 @@
+VERSION = "@VERSION@"
+
+raise RuntimeError("demo-pkg @VERSION@ is broken on purpose")

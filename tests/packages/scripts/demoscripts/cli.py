@@ -1,0 +1,5 @@
+VERSION = "@VERSION@"
+
+
+def main() -> None:
+    print(f"demo-cli {VERSION}")
