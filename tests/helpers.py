@@ -1,0 +1,411 @@
+"""Helpers shared by the test-suite: fixture projects, tree digests, subprocesses, venvs.
+
+Import them from tests as ``from helpers import make_project, tree_digest, run`` (the
+``tests/`` directory is put on ``sys.path`` by ``tests/conftest.py``).
+
+Fixture projects live in ``tests/packages/<scenario>/`` as *templates*:
+
+* every text file may contain the placeholder ``@VERSION@``, replaced by the chosen version;
+* ``versions/<version>/`` (optional) is an overlay copied over the base for that version,
+  which is how versions differ in their *file sets* (modules added or dropped);
+* :data:`SCENARIO_VERSIONS` lists the versions each scenario supports; the first one is the
+  default.
+
+Use :func:`make_project` to get a ready-to-build copy; never build inside ``tests/packages``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+__all__ = [
+    "BROKEN_SCENARIOS",
+    "BUILDABLE_SCENARIOS",
+    "DEFAULT_TIMEOUT",
+    "PACKAGES_DIR",
+    "SCENARIOS",
+    "SCENARIO_VERSIONS",
+    "VERSION_PLACEHOLDER",
+    "StrPath",
+    "Venv",
+    "bin_dir",
+    "clean_env",
+    "create_venv",
+    "make_project",
+    "run",
+    "site_packages",
+    "tree_digest",
+]
+
+StrPath = Union[str, "os.PathLike[str]"]
+
+TESTS_DIR = Path(__file__).resolve().parent
+PACKAGES_DIR = TESTS_DIR / "packages"
+REPO_ROOT = TESTS_DIR.parent
+
+VERSION_PLACEHOLDER = "@VERSION@"
+
+#: Supported versions per fixture scenario; the first one is the default of make_project().
+SCENARIO_VERSIONS: dict[str, tuple[str, ...]] = {
+    "pkg": ("1.0", "2.0", "3.0"),
+    "module": ("1.0", "2.0"),
+    "ext": ("1.0", "2.0"),
+    "scripts": ("1.0", "2.0"),
+    "broken_build": ("1.0",),
+    "broken_import": ("9.0",),
+    "ns_pep420_a": ("1.0", "2.0"),
+    "ns_pep420_b": ("1.0", "2.0"),
+    "ns_pkgutil_a": ("1.0", "2.0"),
+    "ns_pkgutil_b": ("1.0", "2.0"),
+    "ns_pkgres_a": ("1.0", "2.0"),
+    "ns_pkgres_b": ("1.0", "2.0"),
+}
+SCENARIOS: tuple[str, ...] = tuple(SCENARIO_VERSIONS)
+#: broken_build does not compile; broken_import builds and installs but raises at import.
+BROKEN_SCENARIOS: tuple[str, ...] = ("broken_build", "broken_import")
+BUILDABLE_SCENARIOS: tuple[str, ...] = tuple(s for s in SCENARIOS if s not in BROKEN_SCENARIOS)
+
+#: Default timeout (seconds) of run(): generous, builds and pip installs run through it.
+DEFAULT_TIMEOUT = 300.0
+
+# Never copied out of a template (left-overs of someone building in the template dir).
+_TEMPLATE_IGNORE = ("__pycache__", "*.pyc", "build", "dist", "*.egg-info", "*.so")
+
+
+# --------------------------------------------------------------------------- fixture projects
+
+
+def make_project(scenario: str, dest_dir: StrPath, version: str | None = None) -> Path:
+    """Copy the template of *scenario* to ``dest_dir/<scenario>-<version>`` and return that path.
+
+    *version* must be one of ``SCENARIO_VERSIONS[scenario]``; ``None`` means the scenario's
+    default (its first version: ``"1.0"``, or ``"9.0"`` for ``broken_import``).  The copy is
+    the template's base files, overlaid with ``versions/<version>/`` if present, with every
+    ``@VERSION@`` replaced by *version*.  *dest_dir* is created if needed; the project
+    directory itself must not exist yet.
+    """
+    try:
+        versions = SCENARIO_VERSIONS[scenario]
+    except KeyError:
+        raise ValueError(
+            f"unknown fixture scenario {scenario!r}; known: {', '.join(SCENARIOS)}"
+        ) from None
+    if version is None:
+        version = versions[0]
+    if version not in versions:
+        raise ValueError(
+            f"fixture scenario {scenario!r} has no version {version!r}; "
+            f"supported: {', '.join(versions)}"
+        )
+    template = PACKAGES_DIR / scenario
+    if not (template / "setup.py").is_file():
+        raise FileNotFoundError(f"fixture template {template} has no setup.py")
+
+    project = Path(dest_dir) / f"{scenario}-{version}"
+    project.parent.mkdir(parents=True, exist_ok=True)
+    project.mkdir()  # FileExistsError if it is already there: never mix two copies
+    _copy_template(template, project, version, skip_top=("versions",))
+    overlay = template / "versions" / version
+    if overlay.is_dir():
+        _copy_template(overlay, project, version, skip_top=())
+    return project
+
+
+def _ignored(name: str) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in _TEMPLATE_IGNORE)
+
+
+def _copy_template(src: Path, dst: Path, version: str, *, skip_top: Sequence[str]) -> None:
+    placeholder = VERSION_PLACEHOLDER.encode()
+    replacement = version.encode()
+    for dirpath, dirnames, filenames in os.walk(src):
+        here = Path(dirpath)
+        rel = here.relative_to(src)
+        dirnames[:] = sorted(
+            d for d in dirnames if not _ignored(d) and not (rel == Path() and d in skip_top)
+        )
+        target_dir = dst / rel
+        target_dir.mkdir(parents=True, exist_ok=True)
+        for name in sorted(filenames):
+            if _ignored(name):
+                continue
+            source = here / name
+            target = target_dir / name
+            # Fresh content and mtime (not copy2): setuptools compares mtimes.
+            target.write_bytes(source.read_bytes().replace(placeholder, replacement))
+            shutil.copymode(source, target)
+
+
+# --------------------------------------------------------------------------- tree digests
+
+
+def tree_digest(path: StrPath, *, exclude: Iterable[str] = ()) -> dict[str, str]:
+    """Describe the tree under *path*: ``{relative posix path: description}``, sorted by path.
+
+    The description is the sha256 hex digest of a regular file's content, ``"dir"`` for a
+    directory (so empty directories count), ``"link:<target>"`` for a symlink (never
+    followed, whatever it points to) and ``"special:<mode>"`` for anything else.  *path*
+    itself is not an entry.  *exclude* holds :mod:`fnmatch` patterns matched against each
+    entry's relative posix path and against its name: a matching directory is skipped with
+    everything below it (e.g. ``exclude=("__pycache__",)``).
+    """
+    root = Path(path)
+    if not root.is_dir() or root.is_symlink():
+        raise NotADirectoryError(f"tree_digest() needs a real directory: {root}")
+    patterns = tuple(exclude)
+    result: dict[str, str] = {}
+
+    def excluded(rel: str, name: str) -> bool:
+        return any(
+            fnmatch.fnmatchcase(rel, pattern) or fnmatch.fnmatchcase(name, pattern)
+            for pattern in patterns
+        )
+
+    def walk(directory: Path, prefix: str) -> None:
+        with os.scandir(directory) as it:
+            entries = sorted(it, key=lambda entry: entry.name)
+        for entry in entries:
+            rel = prefix + entry.name
+            if excluded(rel, entry.name):
+                continue
+            mode = entry.stat(follow_symlinks=False).st_mode
+            if stat.S_ISLNK(mode):
+                result[rel] = "link:" + os.readlink(entry.path)
+            elif stat.S_ISDIR(mode):
+                result[rel] = "dir"
+                walk(Path(entry.path), rel + "/")
+            elif stat.S_ISREG(mode):
+                result[rel] = _sha256(Path(entry.path))
+            else:
+                result[rel] = f"special:{stat.filemode(mode)}"
+
+    walk(root, "")
+    return dict(sorted(result.items()))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 16), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- subprocesses
+
+# Variables that would make a child interpreter or pip escape the environment under test.
+_LEAKY_ENV = (
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTHONSTARTUP",
+    "PYTHONUSERBASE",
+    "PIP_TARGET",
+    "PIP_PREFIX",
+    "PIP_ROOT",
+    "PIP_USER",
+    "PIP_REQUIRE_VIRTUALENV",
+    "__PYVENV_LAUNCHER__",
+)
+
+
+def clean_env(overrides: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """``os.environ`` without variables that leak into child interpreters, plus *overrides*.
+
+    An override whose value is ``None`` removes that variable.  Pip is made non-interactive
+    and quiet about running as root.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in _LEAKY_ENV}
+    env["PIP_NO_INPUT"] = "1"
+    env["PIP_ROOT_USER_ACTION"] = "ignore"
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    for key, value in (overrides or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def _describe(
+    cmd: Sequence[str], cwd: StrPath | None, headline: str, stdout: str, stderr: str
+) -> str:
+    return (
+        f"{headline}\n"
+        f"  command: {subprocess.list2cmdline(cmd)}\n"
+        f"  cwd:     {os.fspath(cwd) if cwd is not None else os.getcwd()}\n"
+        f"---------- stdout ----------\n{stdout}\n"
+        f"---------- stderr ----------\n{stderr}\n"
+        f"----------------------------"
+    )
+
+
+def _text(data: str | bytes | None) -> str:
+    if data is None:
+        return ""
+    return data.decode(errors="replace") if isinstance(data, bytes) else data
+
+
+def run(
+    cmd: Sequence[StrPath],
+    *,
+    cwd: StrPath | None = None,
+    env: Mapping[str, str | None] | None = None,
+    check: bool = True,
+    timeout: float | None = DEFAULT_TIMEOUT,
+) -> subprocess.CompletedProcess[str]:
+    """Run *cmd*, capturing stdout and stderr as text, with stdin closed.
+
+    The environment is :func:`clean_env` with *env* applied on top (``None`` values remove a
+    variable).  With *check* (the default) a non-zero exit status raises ``AssertionError``
+    whose message holds the command, the exit status, stdout and stderr; a timeout always
+    raises ``AssertionError`` with the output collected so far.
+    """
+    args = [os.fspath(part) for part in cmd]
+    try:
+        proc = subprocess.run(
+            args,
+            cwd=cwd,
+            env=clean_env(env),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(
+            _describe(
+                args, cwd, f"timed out after {timeout} s", _text(exc.stdout), _text(exc.stderr)
+            )
+        ) from None
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            _describe(args, cwd, f"exit status {proc.returncode}", proc.stdout, proc.stderr)
+        )
+    return proc
+
+
+# --------------------------------------------------------------------------- virtual envs
+
+
+def bin_dir(venv: StrPath) -> Path:
+    """The scripts directory of the virtual environment *venv*."""
+    return Path(venv) / ("Scripts" if os.name == "nt" else "bin")
+
+
+def site_packages(venv: StrPath) -> Path:
+    """The (only) site-packages directory of the virtual environment *venv*."""
+    root = Path(venv)
+    if os.name == "nt":
+        return root / "Lib" / "site-packages"
+    expected = root / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    if (expected / "site-packages").is_dir():
+        return expected / "site-packages"
+    found = sorted(root.glob("lib/python*/site-packages"))
+    if len(found) != 1:
+        raise FileNotFoundError(f"expected one site-packages under {root}/lib, found {found}")
+    return found[0]
+
+
+#: Name of the .pth file that hooks a toolset into a venv's site-packages.
+TOOLS_PTH = "_install_atomic_test_tools.pth"
+
+
+@dataclass(frozen=True)
+class Venv:
+    """A real virtual environment made by the ``make_venv`` fixture.
+
+    Its interpreter sees the tools of its flavour (pip, setuptools, wheel, filelock,
+    install-atomic) through a ``.pth`` file; everything installed into it lands in
+    :attr:`site_packages`, never in :attr:`tools`.
+    """
+
+    root: Path
+    flavour: str
+    tools: Path
+
+    @property
+    def python(self) -> Path:
+        return bin_dir(self.root) / ("python.exe" if os.name == "nt" else "python")
+
+    @property
+    def bin(self) -> Path:
+        return bin_dir(self.root)
+
+    @property
+    def site_packages(self) -> Path:
+        return site_packages(self.root)
+
+    def run(
+        self,
+        *args: StrPath,
+        cwd: StrPath | None = None,
+        env: Mapping[str, str | None] | None = None,
+        check: bool = True,
+        timeout: float | None = DEFAULT_TIMEOUT,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``<venv python> *args`` through :func:`run`, by default in the venv root (so
+        that neither the repository nor a project directory shadows installed modules)."""
+        return run(
+            [self.python, *args],
+            cwd=self.root if cwd is None else cwd,
+            env=env,
+            check=check,
+            timeout=timeout,
+        )
+
+    def pip(
+        self,
+        *args: StrPath,
+        cwd: StrPath | None = None,
+        env: Mapping[str, str | None] | None = None,
+        check: bool = True,
+        timeout: float | None = DEFAULT_TIMEOUT,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``<venv python> -m pip *args``."""
+        return self.run("-m", "pip", *args, cwd=cwd, env=env, check=check, timeout=timeout)
+
+    def setup_py(
+        self,
+        project: StrPath,
+        *args: StrPath,
+        env: Mapping[str, str | None] | None = None,
+        check: bool = True,
+        timeout: float | None = DEFAULT_TIMEOUT,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``<venv python> setup.py *args`` in the project directory *project*."""
+        return self.run("setup.py", *args, cwd=project, env=env, check=check, timeout=timeout)
+
+    def import_version(self, module: str, *, cwd: StrPath | None = None) -> str:
+        """Import *module* in the venv and return its ``VERSION`` attribute."""
+        proc = self.run("-c", f"import {module} as m; print(m.VERSION)", cwd=cwd)
+        return proc.stdout.strip()
+
+
+def create_venv(root: StrPath, tools: StrPath, *, flavour: str) -> Venv:
+    """Create a pip-less venv at *root* whose interpreter also sees the toolset *tools*.
+
+    The ``.pth`` file first adds *tools* to ``sys.path`` as a plain path line (so that pip's
+    build isolation strips it again like any site directory) and then runs
+    ``site.addsitedir`` on it so that the ``.pth`` files in *tools* (setuptools'
+    ``distutils-precedence.pth``) are processed as in a normal installation.  *tools* comes
+    after the venv's own site-packages, so anything installed into the venv wins.
+    """
+    root = Path(root)
+    tools = Path(tools).resolve()
+    run([sys.executable, "-m", "venv", "--without-pip", root], timeout=120)
+    venv = Venv(root=root, flavour=flavour, tools=tools)
+    (venv.site_packages / TOOLS_PTH).write_text(
+        f"{tools}\nimport site; site.addsitedir({str(tools)!r})\n", encoding="utf-8"
+    )
+    return venv
