@@ -26,17 +26,23 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Protocol, Union
 
 __all__ = [
     "BROKEN_SCENARIOS",
     "BUILDABLE_SCENARIOS",
+    "COMMON_TOOLS",
     "DEFAULT_TIMEOUT",
+    "FLAVOURS",
+    "MakeVenv",
     "PACKAGES_DIR",
+    "REPO_ROOT",
     "SCENARIOS",
     "SCENARIO_VERSIONS",
     "VERSION_PLACEHOLDER",
+    "TOOLS_PTH",
     "StrPath",
+    "Toolset",
     "Venv",
     "bin_dir",
     "clean_env",
@@ -74,6 +80,16 @@ SCENARIOS: tuple[str, ...] = tuple(SCENARIO_VERSIONS)
 #: broken_build does not compile; broken_import builds and installs but raises at import.
 BROKEN_SCENARIOS: tuple[str, ...] = ("broken_build", "broken_import")
 BUILDABLE_SCENARIOS: tuple[str, ...] = tuple(s for s in SCENARIOS if s not in BROKEN_SCENARIOS)
+
+#: Setuptools flavours the tests run against: flavour name -> extra requirements of its toolset
+#: (besides :data:`COMMON_TOOLS` and install-atomic itself).  "66" mimics Debian 12
+#: (python3-setuptools 66.1.1, python3-wheel 0.38.4; newer wheel releases emit a FutureWarning
+#: on ``bdist_wheel`` with setuptools < 70.1).
+FLAVOURS: dict[str, tuple[str, ...]] = {
+    "newest": ("setuptools", "wheel"),
+    "66": ("setuptools==66.1.1", "wheel==0.38.4"),
+}
+COMMON_TOOLS: tuple[str, ...] = ("pip", "filelock")
 
 #: Default timeout (seconds) of run(): generous, builds and pip installs run through it.
 DEFAULT_TIMEOUT = 300.0
@@ -322,6 +338,22 @@ TOOLS_PTH = "_install_atomic_test_tools.pth"
 
 
 @dataclass(frozen=True)
+class Toolset:
+    """A ``pip install --target`` directory with the tools of one setuptools flavour."""
+
+    flavour: str
+    path: Path
+    #: Installed distributions in :attr:`path`: canonical name -> version.
+    versions: Mapping[str, str]
+    #: Why install-atomic (this repository) could not be built/installed, or None.
+    install_atomic_error: str | None = None
+
+    @property
+    def setuptools_version(self) -> str:
+        return self.versions["setuptools"]
+
+
+@dataclass(frozen=True)
 class Venv:
     """A real virtual environment made by the ``make_venv`` fixture.
 
@@ -409,3 +441,15 @@ def create_venv(root: StrPath, tools: StrPath, *, flavour: str) -> Venv:
         f"{tools}\nimport site; site.addsitedir({str(tools)!r})\n", encoding="utf-8"
     )
     return venv
+
+
+class MakeVenv(Protocol):
+    """Type of the ``make_venv`` fixture."""
+
+    def __call__(
+        self,
+        flavour: str = "newest",
+        *,
+        name: str | None = None,
+        require_install_atomic: bool = True,
+    ) -> Venv: ...

@@ -55,7 +55,7 @@ def compile_tree(
             quiet=2,
             stripdir=stage,
             prependdir=final,
-            optimize=levels,
+            optimize=levels,  # type: ignore[arg-type]  # a list is accepted since 3.5
             invalidation_mode=MODES[mode],
             workers=workers if workers != 1 else 1,
             rx=_Private(stage),

@@ -15,7 +15,6 @@ import argparse
 import sys
 import sysconfig
 from collections.abc import Sequence
-from typing import Optional
 
 from install_atomic import __version__, recovery
 from install_atomic.errors import InstallAtomicError
@@ -26,7 +25,7 @@ def _default_destinations() -> list[str]:
     return sorted({paths["purelib"], paths["platlib"]})
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m install_atomic",
         description="Inspect and recover install-atomic transactions.",

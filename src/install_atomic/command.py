@@ -14,18 +14,17 @@ and ``python -m build``) exactly as without it.
 
 from __future__ import annotations
 
+import distutils.command.install as _orig
 import os
-import sys
-from typing import Any, ClassVar, Optional
+from distutils.errors import DistutilsError, DistutilsOptionError
+from distutils.util import change_root
+from typing import Any, ClassVar
 
 import setuptools  # noqa: F401  (sets up distutils before it is imported below)
 from setuptools.command.install import install as _setuptools_install
 from setuptools.command.install_egg_info import install_egg_info as _stock_install_egg_info
 from setuptools.command.install_lib import install_lib as _stock_install_lib
 
-import distutils.command.install as _orig
-from distutils.errors import DistutilsError, DistutilsOptionError
-from distutils.util import change_root
 from install_atomic import bytecode, verify
 from install_atomic.errors import InstallAtomicError
 from install_atomic.transaction import DEFAULT_LOCK_TIMEOUT, Transaction
@@ -34,7 +33,8 @@ _ACTIVE = "_install_atomic_active"
 
 ATOMIC_OPTIONS = [
     ("lock-timeout=", None,
-     f"seconds to wait for the destination lock; -1 waits forever [default: {DEFAULT_LOCK_TIMEOUT:g}]"),
+     "seconds to wait for the destination lock; -1 waits forever"
+     f" [default: {DEFAULT_LOCK_TIMEOUT:g}]"),
     ("dry-run", None, "print every planned move, swap and removal; change nothing"),
     ("strict", None, "refuse to replace files that another installed distribution owns"),
     ("no-verify", None, "skip the import check of the staged tree"),
@@ -56,14 +56,14 @@ class _AtomicInstallMixin:
     """The atomic ``run`` shared by ``install_atomic`` and ``cmdclass['install']``."""
 
     distribution: Any
-    install_lib: Optional[str]
-    install_scripts: Optional[str]
-    install_data: Optional[str]
-    install_headers: Optional[str]
-    root: Optional[str]
-    record: Optional[str]
-    compile: Optional[int]
-    optimize: Optional[int]
+    install_lib: str | None
+    install_scripts: str | None
+    install_data: str | None
+    install_headers: str | None
+    root: str | None
+    record: str | None
+    compile: int | None
+    optimize: int | None
     warn_dir: Any
 
     def _init_atomic_options(self) -> None:
@@ -71,8 +71,8 @@ class _AtomicInstallMixin:
         self.dry_run: Any = 0
         self.strict: Any = 0
         self.no_verify: Any = 0
-        self.verify_command: Optional[str] = None
-        self.pyc_mode: Optional[str] = None
+        self.verify_command: str | None = None
+        self.pyc_mode: str | None = None
         self.no_fsync: Any = 0
 
     def _finalize_atomic_options(self) -> None:
@@ -91,10 +91,12 @@ class _AtomicInstallMixin:
         self.pyc_mode = self.pyc_mode or bytecode.DEFAULT_MODE
         if self.pyc_mode not in bytecode.MODES:
             choices = ", ".join(sorted(bytecode.MODES))
-            raise DistutilsOptionError(f"--pyc-mode must be one of {choices}, not {self.pyc_mode!r}")
+            raise DistutilsOptionError(
+                f"--pyc-mode must be one of {choices}, not {self.pyc_mode!r}"
+            )
         if self.optimize not in (None, 0, 1, 2):
             raise DistutilsOptionError(f"--optimize must be 0, 1 or 2, not {self.optimize!r}")
-        if not self.dry_run and getattr(self.distribution, "dry_run", 0):
+        if not self.dry_run and getattr(self.distribution, "dry_run", False):
             self.dry_run = 1  # the global 'setup.py --dry-run' of older setuptools
 
     # -- the run ---------------------------------------------------------------
@@ -212,7 +214,7 @@ class _AtomicInstallMixin:
     def _lib_final(txn: Transaction) -> str:
         return txn.primary
 
-    def _stage_absolute_data_files(self, txn: Transaction, root: Optional[str]) -> None:
+    def _stage_absolute_data_files(self, txn: Transaction, root: str | None) -> None:
         """Point absolute ``data_files`` directories at staging directories of their own."""
         data_files = self.distribution.data_files or []
         rewritten = []
@@ -236,7 +238,7 @@ class _AtomicInstallMixin:
         with open(listing, "w", encoding="utf-8") as f:
             f.write("".join(line + "\n" for line in sorted(set(lines))))
 
-    def _write_record(self, outputs: list[str], root: Optional[str]) -> None:
+    def _write_record(self, outputs: list[str], root: str | None) -> None:
         if root:
             root_n = os.path.normpath(root)
             outputs = [o[len(root_n):] if o.startswith(root_n + os.sep) else o for o in outputs]
@@ -249,13 +251,18 @@ class install_atomic(_AtomicInstallMixin, _orig.install):  # noqa: N801 - setupt
     """``python setup.py install_atomic``: everything ``install`` installs, atomically."""
 
     description = "install everything atomically: stage, verify, lock, swap into place"
-    user_options: ClassVar[list[tuple[str, Optional[str], str]]] = (
-        _orig.install.user_options + SETUPTOOLS_OPTIONS + ATOMIC_OPTIONS
-    )
+    user_options: ClassVar[list[tuple[str, str | None, str]]] = [
+        *_orig.install.user_options,
+        *SETUPTOOLS_OPTIONS,
+        *ATOMIC_OPTIONS,
+    ]
     boolean_options: ClassVar[list[str]] = (
-        _orig.install.boolean_options
-        + ["old-and-unmanageable", "single-version-externally-managed"]
-        + ATOMIC_BOOLEANS
+        [
+            *_orig.install.boolean_options,
+            "old-and-unmanageable",
+            "single-version-externally-managed",
+            *ATOMIC_BOOLEANS,
+        ]
     )
     sub_commands = _setuptools_install.sub_commands
 
@@ -280,7 +287,7 @@ class install(_AtomicInstallMixin, _setuptools_install):  # noqa: N801
     install command they reinitialise) it is setuptools' own ``install``.
     """
 
-    user_options: ClassVar[list[tuple[str, Optional[str], str]]] = (
+    user_options: ClassVar[list[tuple[str, str | None, str]]] = (
         _setuptools_install.user_options + ATOMIC_OPTIONS
     )
     boolean_options: ClassVar[list[str]] = _setuptools_install.boolean_options + ATOMIC_BOOLEANS
@@ -334,5 +341,3 @@ cmdclass: dict[str, type] = {
 
 __all__ = ["cmdclass", "install", "install_atomic", "install_egg_info", "install_lib"]
 
-if sys.version_info < (3, 9):  # pragma: no cover
-    raise ImportError("install-atomic needs Python 3.9 or newer")

@@ -7,7 +7,7 @@ that matches it, carries the path it is about, and says what to do next.
 from __future__ import annotations
 
 import os
-from typing import Optional, Union
+from typing import Union
 
 StrPath = Union[str, "os.PathLike[str]"]
 
@@ -15,7 +15,7 @@ StrPath = Union[str, "os.PathLike[str]"]
 class InstallAtomicError(Exception):
     """Root of every error install-atomic raises on purpose."""
 
-    def __init__(self, message: str, path: Optional[StrPath] = None) -> None:
+    def __init__(self, message: str, path: StrPath | None = None) -> None:
         super().__init__(message)
         self.path = os.fspath(path) if path is not None else None
 
@@ -28,10 +28,10 @@ class StagingError(InstallAtomicError, OSError):
     """A staging directory could not be created or is not on the destination's filesystem."""
 
 
-class LockTimeout(InstallAtomicError, TimeoutError):
+class LockTimeout(InstallAtomicError, TimeoutError):  # noqa: N818 - as filelock.Timeout
     """The destination's lock was held by another process for longer than the timeout."""
 
-    def __init__(self, message: str, path: StrPath, holder: Optional[int] = None) -> None:
+    def __init__(self, message: str, path: StrPath, holder: int | None = None) -> None:
         super().__init__(message, path)
         self.holder = holder
 
@@ -45,7 +45,7 @@ class CommitError(InstallAtomicError, OSError):
     finishes the job.
     """
 
-    def __init__(self, message: str, path: Optional[StrPath] = None, *, rolled_back: bool) -> None:
+    def __init__(self, message: str, path: StrPath | None = None, *, rolled_back: bool) -> None:
         super().__init__(message, path)
         self.rolled_back = rolled_back
 

@@ -18,14 +18,13 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Optional
 
 from filelock import FileLock, Timeout
 
 from install_atomic.errors import DestinationError, LockTimeout
 
 
-def environment_root(path: str) -> Optional[str]:
+def environment_root(path: str) -> str | None:
     """The virtual environment containing *path*, or None."""
     current = os.path.abspath(path)
     while True:

@@ -24,7 +24,6 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Optional
 
 METADATA_SUFFIXES = (".dist-info", ".egg-info")
 
@@ -47,7 +46,7 @@ class InstalledDistribution:
     version: str
     metadata_path: str
     #: Absolute paths of every file the metadata lists, or None when it lists none.
-    files: Optional[frozenset[str]]
+    files: frozenset[str] | None
     #: Absolute paths this distribution claims whole (from top_level.txt), used
     #: only when ``files`` is None.
     whole: frozenset[str] = field(default_factory=frozenset)
@@ -66,7 +65,7 @@ class InstalledDistribution:
         yield from self.whole
 
 
-def _read_text(path: str) -> Optional[str]:
+def _read_text(path: str) -> str | None:
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             return f.read()
@@ -74,7 +73,7 @@ def _read_text(path: str) -> Optional[str]:
         return None
 
 
-def _headers(text: Optional[str]) -> tuple[Optional[str], Optional[str]]:
+def _headers(text: str | None) -> tuple[str | None, str | None]:
     if not text:
         return None, None
     msg = email.parser.HeaderParser().parsestr(text)
@@ -88,7 +87,7 @@ def _split_filename(entry: str) -> tuple[str, str]:
     return name, version
 
 
-def _lines(text: Optional[str]) -> list[str]:
+def _lines(text: str | None) -> list[str]:
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
 
 
@@ -107,12 +106,12 @@ def _top_level_claims(root: str, names: Iterable[str], namespaces: set[str]) -> 
     return claims
 
 
-def read_distribution(root: str, entry: str) -> Optional[InstalledDistribution]:
+def read_distribution(root: str, entry: str) -> InstalledDistribution | None:
     """Read the metadata entry *entry* (a ``.dist-info`` / ``.egg-info``) in *root*."""
     path = os.path.join(root, entry)
     if entry.endswith(".dist-info"):
         name, version = _headers(_read_text(os.path.join(path, "METADATA")))
-        files: Optional[set[str]] = None
+        files: set[str] | None = None
         record = _read_text(os.path.join(path, "RECORD"))
         if record is not None:
             files = set()

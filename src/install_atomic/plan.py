@@ -25,7 +25,7 @@ import os
 import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Literal
 
 from install_atomic.errors import UnsafePathError
 from install_atomic.ownership import InstalledDistribution, Ownership, is_metadata_name
@@ -43,8 +43,8 @@ class Step:
     source: str = ""  # staged entry (add / swap)
     backup: str = ""  # where the old entry goes (swap fallback / remove)
     kind: str = "file"
-    new_id: Optional[tuple[int, int]] = None
-    old_id: Optional[tuple[int, int]] = None
+    new_id: tuple[int, int] | None = None
+    old_id: tuple[int, int] | None = None
     metadata: bool = False
     count: int = 1
 
@@ -63,7 +63,7 @@ class Step:
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> Step:
-        def ident(value: object) -> Optional[tuple[int, int]]:
+        def ident(value: object) -> tuple[int, int] | None:
             if isinstance(value, list) and len(value) == 2:
                 return (int(value[0]), int(value[1]))
             return None
@@ -137,7 +137,7 @@ def check_inside(path: str, root: str) -> None:
 class Planner:
     """Builds a :class:`Plan` for staged roots against an :class:`Ownership`."""
 
-    def __init__(self, ownership: Ownership, backup_name: "BackupNamer") -> None:
+    def __init__(self, ownership: Ownership, backup_name: BackupNamer) -> None:
         self.own = ownership
         self.backup_name = backup_name
         self.new_final: set[str] = set()
@@ -161,10 +161,14 @@ class Planner:
                 self._walk(src, dst, out, conflicts)
                 continue
             kind, count = _kind(src)
-            if kind != "dir" and self.own.other_owners(dst) and not _identical(src, dst):
-                if "__pycache__" not in dst.split(os.sep):
-                    owners = [d.name for d in self.own.other_owners(dst)]
-                    conflicts.append(Conflict(dst, owners))
+            if (
+                kind != "dir"
+                and self.own.other_owners(dst)
+                and "__pycache__" not in dst.split(os.sep)
+                and not _identical(src, dst)
+            ):
+                owners = [d.name for d in self.own.other_owners(dst)]
+                conflicts.append(Conflict(dst, owners))
             if kind == "dir":
                 self.swapped_dirs.append(dst)
                 self._mark_tree(src, dst)

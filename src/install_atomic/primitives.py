@@ -19,7 +19,7 @@ import os
 import platform
 import stat
 import sys
-from typing import Callable, Optional
+from typing import Any, Callable
 
 from install_atomic.errors import StrPath
 
@@ -31,14 +31,16 @@ _AT_FDCWD = -100
 _SYSCALL_RENAMEAT2 = {"x86_64": 316, "aarch64": 276, "i686": 353, "armv7l": 382, "ppc64le": 357}
 
 
-def _load_renameat2() -> Optional[Callable[[str, str, int], None]]:
+def _load_renameat2() -> Callable[[str, str, int], None] | None:
     """Return a ``renameat2(old, new, flags)`` wrapper, or None where there is none."""
-    if sys.platform.startswith("linux"):
+    platform_name: str = sys.platform
+    if platform_name.startswith("linux"):
         libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        func = getattr(libc, "renameat2", None)
+        func: Any = getattr(libc, "renameat2", None)
         if func is not None:
-            func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
-            func.argtypes.append(ctypes.c_uint)
+            func.argtypes = [
+                ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint
+            ]
             func.restype = ctypes.c_int
 
             def call(old: str, new: str, flags: int) -> None:
@@ -67,7 +69,7 @@ def _load_renameat2() -> Optional[Callable[[str, str, int], None]]:
                 raise OSError(err, os.strerror(err), old, None, new)
 
         return call_raw
-    if sys.platform == "darwin":
+    if platform_name == "darwin":
         libc = ctypes.CDLL(None, use_errno=True)
         func = getattr(libc, "renamex_np", None)
         if func is None:
@@ -196,7 +198,7 @@ def fsync_tree(root: StrPath) -> None:
     loss after the rename cannot leave an entry whose data never reached the
     disk.  Symlinks are not followed.
     """
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    for dirpath, _dirnames, filenames in os.walk(root, followlinks=False):
         for name in filenames:
             path = os.path.join(dirpath, name)
             if stat.S_ISREG(os.lstat(path).st_mode):
@@ -205,5 +207,5 @@ def fsync_tree(root: StrPath) -> None:
 
 
 def same_device(a: StrPath, b: StrPath) -> bool:
-    """True when *a* and *b* are on one filesystem, so a rename between them cannot fail with EXDEV."""
+    """True when *a* and *b* are on one filesystem: a rename between them cannot fail with EXDEV."""
     return os.lstat(a).st_dev == os.lstat(b).st_dev

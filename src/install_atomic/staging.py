@@ -32,7 +32,8 @@ YOUNG_SECONDS = 30.0
 
 
 def ensure_destination(path: str) -> None:
-    """Create *path* (and parents) if missing, as ``setup.py install`` does; check it is writable."""
+    """Create *path* (and parents) if missing, as ``setup.py install`` does; check it is
+    writable."""
     if os.path.lexists(path) and not os.path.isdir(path):
         raise DestinationError(
             f"destination {path} exists but is not a directory. Remove it or choose another"
@@ -71,7 +72,9 @@ class Stage:
                 " Make the destination writable, or free space on its filesystem.",
                 self.destination,
             ) from exc
-        os.chmod(self.path, 0o755)
+        # mkdtemp's 0o700 would hide the stage from the import check run as another user;
+        # the directory itself is never moved into place, only its entries are.
+        os.chmod(self.path, 0o755)  # noqa: S103
         self._fd = os.open(os.path.join(self.path, OWNER), os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         if private and os.lstat(self.path).st_dev != os.lstat(self.destination).st_dev:

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Optional
 
 from install_atomic import primitives
 from install_atomic.plan import Step
 
 
-def _id(path: str) -> Optional[tuple[int, int]]:
+def _id(path: str) -> tuple[int, int] | None:
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -42,7 +41,7 @@ def is_done(step: Step) -> bool:
     return _id(step.dest) == step.new_id
 
 
-def _where(step: Step, ident: Optional[tuple[int, int]]) -> Optional[str]:
+def _where(step: Step, ident: tuple[int, int] | None) -> str | None:
     if ident is None:
         return None
     for path in (step.dest, step.source, step.backup):

@@ -35,7 +35,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Callable, Optional
+from typing import Callable
 
 from install_atomic import locking, recovery, staging, steps
 from install_atomic.errors import CommitError, ConflictError, InstallAtomicError
@@ -248,9 +248,9 @@ class Transaction:
 
     def __exit__(
         self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         if not self.committed:
             try:

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
-from typing import Optional
 
 from install_atomic.errors import VerificationError
 
@@ -74,7 +73,7 @@ def environment(stage_lib: str, destination: str) -> dict[str, str]:
 def check_imports(
     stage_lib: str,
     destination: str,
-    names: Optional[Sequence[str]] = None,
+    names: Sequence[str] | None = None,
     *,
     python: str = sys.executable,
     timeout: float = 600.0,
@@ -92,14 +91,14 @@ def check_imports(
 
 def run_command(command: str, stage_lib: str, destination: str, timeout: float = 3600.0) -> None:
     """Run the user's ``--verify-command`` (a shell command) against the staged tree."""
-    _run(command, stage_lib, destination, timeout, what=f"--verify-command {command!r}",
-         shell=True)
+    what = f"--verify-command {command!r}"
+    _run(command, stage_lib, destination, timeout, what=what, shell=True)  # noqa: S604 - by design
 
 
 def _run(cmd: object, stage_lib: str, destination: str, timeout: float, *, what: str,
          shell: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="install-atomic-verify-") as cwd:
-        proc = subprocess.run(  # noqa: S602 - the user's own command, by design
+        proc = subprocess.run(
             cmd,  # type: ignore[call-overload]
             cwd=cwd,
             env=environment(stage_lib, destination),
