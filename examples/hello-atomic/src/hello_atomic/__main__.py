@@ -1,0 +1,3 @@
+from hello_atomic import main
+
+main()
