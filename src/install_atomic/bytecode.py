@@ -32,6 +32,15 @@ MODES = {
     "unchecked-hash": py_compile.PycInvalidationMode.UNCHECKED_HASH,
 }
 DEFAULT_MODE = "checked-hash"
+#: Above this many modules, compile with one process per core.
+PARALLEL_THRESHOLD = 200
+
+
+def count_sources(tree: str) -> int:
+    """Number of ``.py`` files below *tree*."""
+    return sum(
+        1 for _, _, files in os.walk(tree) for name in files if name.endswith(".py")
+    )
 
 
 def compile_tree(
@@ -40,15 +49,19 @@ def compile_tree(
     *,
     optimize: Sequence[int] = (0,),
     mode: str = DEFAULT_MODE,
-    workers: int = 0,
+    workers: int | None = None,
 ) -> bool:
     """Compile every ``.py`` below *stage* as if it lived below *final*.
 
     *optimize* lists the levels to write (0, 1, 2); *workers* = 0 uses every
-    core (``compileall``'s process pool), 1 compiles in this process.
+    core (``compileall``'s process pool), 1 compiles in this process, None
+    (the default) uses every core for trees of more than
+    :data:`PARALLEL_THRESHOLD` modules, where the pool's start-up pays off.
     Returns True when every file compiled.
     """
     levels = sorted(set(optimize)) or [0]
+    if workers is None:
+        workers = 0 if count_sources(stage) > PARALLEL_THRESHOLD else 1
     return bool(
         compileall.compile_dir(
             stage,
@@ -57,7 +70,7 @@ def compile_tree(
             prependdir=final,
             optimize=levels,  # type: ignore[arg-type]  # a list is accepted since 3.5
             invalidation_mode=MODES[mode],
-            workers=workers if workers != 1 else 1,
+            workers=workers,
             rx=_Private(stage),
         )
     )

@@ -23,7 +23,7 @@ from __future__ import annotations
 import filecmp
 import os
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -137,9 +137,15 @@ def check_inside(path: str, root: str) -> None:
 class Planner:
     """Builds a :class:`Plan` for staged roots against an :class:`Ownership`."""
 
-    def __init__(self, ownership: Ownership, backup_name: BackupNamer) -> None:
+    def __init__(
+        self,
+        ownership: Ownership,
+        backup_name: BackupNamer,
+        relocate: Callable[[str, str], str] | None = None,
+    ) -> None:
         self.own = ownership
         self.backup_name = backup_name
+        self.relocate = relocate
         self.new_final: set[str] = set()
         self.swapped_dirs: list[str] = []
 
@@ -150,6 +156,10 @@ class Planner:
             src = os.path.join(stage, name)
             dst = os.path.join(dest, name)
             self.new_final.add(dst)
+            if self.relocate is not None and os.path.isdir(dest) and not _same_fs(src, dest):
+                # A mount point inside the destination: a rename would fail with EXDEV.
+                self._mark_tree(src, dst)
+                src = self.relocate(src, dest)
             if not os.path.lexists(dst):
                 kind, count = _kind(src)
                 self._mark_tree(src, dst)
@@ -286,6 +296,10 @@ class BackupNamer:
     def __call__(self, path: str) -> str:
         self.n += 1
         return os.path.join(os.path.dirname(path), f"{PRIVATE_PREFIX}-{self.txid}-{self.n}.bak")
+
+
+def _same_fs(a: str, b: str) -> bool:
+    return os.lstat(a).st_dev == os.lstat(b).st_dev
 
 
 def _identical(a: str, b: str) -> bool:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -96,6 +97,8 @@ class Transaction:
         self.warn = warn
         self.txid = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._stages: dict[str, staging.Stage] = {}
+        #: Stages made at commit time on filesystems mounted inside a destination.
+        self._relocated: dict[str, staging.Stage] = {}
         self.committed = False
 
     # -- staging -----------------------------------------------------------
@@ -138,7 +141,28 @@ class Transaction:
     def plan(self) -> Plan:
         """Compute the plan against the destination as it is now."""
         ownership = Ownership(scan(self.primary), self.project)
-        return Planner(ownership, BackupNamer(self.txid)).plan(self.roots, self.primary)
+        relocate = None if self.dry_run else self._relocate
+        planner = Planner(ownership, BackupNamer(self.txid), relocate)
+        return planner.plan(self.roots, self.primary)
+
+    def _relocate(self, staged: str, directory: str) -> str:
+        """Copy *staged* into a stage on *directory*'s filesystem; return the copy's path.
+
+        Used when *directory* (inside a destination) is a mount point of its own,
+        so that the commit's rename for that entry stays on one filesystem.
+        """
+        directory = os.path.normpath(directory)
+        if directory not in self._relocated:
+            self._relocated[directory] = staging.Stage(directory)
+        target = os.path.join(self._relocated[directory].path, os.path.basename(staged))
+        if os.path.isdir(staged) and not os.path.islink(staged):
+            shutil.copytree(staged, target, symlinks=True)
+        else:
+            shutil.copy2(staged, target, follow_symlinks=False)
+        return target
+
+    def _all_stages(self) -> list[staging.Stage]:
+        return [*self._stages.values(), *self._relocated.values()]
 
     def commit(self) -> CommitResult:
         """Put the staged version in place; see the module docstring for the sequence."""
@@ -161,14 +185,14 @@ class Transaction:
             plan = self.plan()
             self._report_conflicts(plan)
             if self.durable:
-                for stage, _ in self.roots:
-                    fsync_tree(stage)
+                for st in self._all_stages():
+                    fsync_tree(st.path)
             journal = Journal(
                 txid=self.txid,
                 project=self.project,
                 primary=self.primary,
                 lock_path=locking.lock_path_for(self.primary),
-                stages=[stage for stage, _ in self.roots],
+                stages=[st.path for st in self._all_stages()],
                 steps=plan.steps,
             )
             journal.write()
@@ -177,7 +201,7 @@ class Transaction:
             if self.durable:
                 for parent in sorted({os.path.dirname(s.dest) for s in plan.steps}):
                     fsync_path(parent)
-            for st in self._stages.values():
+            for st in self._all_stages():
                 st.release()
             recovery.cleanup(journal)
             result = CommitResult(
@@ -217,7 +241,7 @@ class Transaction:
         try:
             for step in reversed(done):
                 steps.undo(step)
-            for st in self._stages.values():
+            for st in self._all_stages():
                 st.release()
             recovery.cleanup(journal)
         except OSError as undo_exc:
@@ -239,9 +263,10 @@ class Transaction:
 
     def abort(self) -> None:
         """Drop every staging directory.  The destination is untouched."""
-        for st in self._stages.values():
+        for st in self._all_stages():
             st.remove()
         self._stages.clear()
+        self._relocated.clear()
 
     def __enter__(self) -> Transaction:
         return self
