@@ -4,6 +4,9 @@
     list in-flight or interrupted transactions; changes nothing.
 ``recover [DESTINATION ...]``
     roll interrupted transactions back or forward and remove leftovers.
+``uninstall NAME [--target DESTINATION] [--dry-run]``
+    remove an installed distribution atomically, keeping every file another
+    distribution still lists (a shared namespace ``__init__.py``, say).
 
 DESTINATION defaults to the running interpreter's site-packages.  Installs
 themselves go through ``python setup.py install_atomic``.
@@ -18,6 +21,8 @@ from collections.abc import Sequence
 
 from install_atomic import __version__, recovery
 from install_atomic.errors import InstallAtomicError
+from install_atomic.ownership import canonical_name, scan
+from install_atomic.transaction import Transaction
 
 
 def _default_destinations() -> list[str]:
@@ -38,9 +43,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help="seconds to wait for the destination lock (default: 60)")
     st = sub.add_parser("status", help="list in-flight or interrupted installs")
     st.add_argument("destinations", nargs="*", metavar="DESTINATION")
+    un = sub.add_parser("uninstall", help="remove a distribution atomically")
+    un.add_argument("name", metavar="NAME")
+    un.add_argument("--target", metavar="DESTINATION",
+                    help="the directory holding its metadata (default: site-packages)")
+    un.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    un.add_argument("--lock-timeout", type=float, default=300.0, metavar="SECONDS")
     args = parser.parse_args(argv)
-    destinations = args.destinations or _default_destinations()
     try:
+        if args.command == "uninstall":
+            return _uninstall(args.name, args.target or sysconfig.get_paths()["purelib"],
+                              args.dry_run, args.lock_timeout)
+        destinations = args.destinations or _default_destinations()
         if args.command == "status":
             return _status(destinations)
         return _recover(destinations, args.lock_timeout)
@@ -62,6 +76,20 @@ def _status(destinations: list[str]) -> int:
             print(f"{dest}: leftover staging directory {stage}")
     if not found:
         print("no interrupted installs")
+    return 0
+
+
+def _uninstall(name: str, target: str, dry_run: bool, timeout: float) -> int:
+    key = canonical_name(name)
+    if not any(d.key == key for d in scan(target)):
+        print(f"install_atomic: error: {name} is not installed in {target}. Check the name"
+              " ('pip list' shows it), or pass --target with the directory holding it.",
+              file=sys.stderr)
+        return 1
+    with Transaction(name, target, lock_timeout=timeout, dry_run=dry_run, log=print) as txn:
+        result = txn.commit()
+    if not dry_run:
+        print(f"uninstalled {name} from {target}: {len(result.plan.steps)} removals")
     return 0
 
 

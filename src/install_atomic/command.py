@@ -62,6 +62,7 @@ class _AtomicInstallMixin:
     install_headers: str | None
     root: str | None
     record: str | None
+    single_version_externally_managed: bool | None
     compile: int | None
     optimize: int | None
     warn_dir: Any
@@ -143,6 +144,9 @@ class _AtomicInstallMixin:
             self._stage_absolute_data_files(txn, root)
             self.root = None
             self.compile, self.optimize = 0, 0
+            # Flat install as pip's legacy path did: pkg_resources-style namespace
+            # __init__.py files are replaced by the egg-info's -nspkg.pth.
+            self.single_version_externally_managed = True
             setattr(dist, _ACTIVE, True)
             previous = dist.command_obj.get("install")
             dist.command_obj["install"] = self  # sub-commands read their dirs from 'install'

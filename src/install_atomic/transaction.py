@@ -143,7 +143,7 @@ class Transaction:
         ownership = Ownership(scan(self.primary), self.project)
         relocate = None if self.dry_run else self._relocate
         planner = Planner(ownership, BackupNamer(self.txid), relocate)
-        return planner.plan(self.roots, self.primary)
+        return planner.plan(self.roots, self.primary, extra_stops=[self.primary])
 
     def _relocate(self, staged: str, directory: str) -> str:
         """Copy *staged* into a stage on *directory*'s filesystem; return the copy's path.
