@@ -38,38 +38,39 @@ from helpers import (  # noqa: E402
 
 _PIP_TIMEOUT = 600.0
 
-# Not needed to build the install-atomic wheel (and possibly big or busy).
-_REPO_COPY_IGNORE = shutil.ignore_patterns(
-    ".git",
-    "tests",
-    "benchmarks",
-    "docs",
-    "examples",
-    "build",
-    "dist",
-    "*.egg-info",
-    "__pycache__",
-    "*.pyc",
-    ".venv",
-    "venv",
-    ".tox",
-    ".nox",
-    ".mypy_cache",
-    ".ruff_cache",
-    ".pytest_cache",
+# Not needed to build the install-atomic wheel (and possibly big, busy or stale): these
+# top-level entries of the repository, and the _ANYWHERE patterns at any depth.
+_REPO_COPY_SKIP_TOP = frozenset(
+    {
+        ".git",
+        "tests",
+        "benchmarks",
+        "docs",
+        "examples",
+        "build",
+        "dist",
+        ".venv",
+        "venv",
+        ".tox",
+        ".nox",
+        ".mypy_cache",
+        ".ruff_cache",
+        ".pytest_cache",
+        ".benchmarks",
+    }
 )
+_ANYWHERE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+
+
+def _repo_copy_ignore(directory: str, names: list[str]) -> set[str]:
+    ignored = set(_ANYWHERE(directory, names))
+    if Path(directory) == REPO_ROOT:
+        ignored |= _REPO_COPY_SKIP_TOP.intersection(names)
+    return ignored
 
 
 def _pip(*args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "pip",
-        *args,
-        "--disable-pip-version-check",
-        "--no-input",
-        "--no-warn-script-location",
-    ]
+    return [sys.executable, "-m", "pip", *args, "--disable-pip-version-check", "--no-input"]
 
 
 def _failed(what: str, exc: AssertionError) -> str:
@@ -80,7 +81,10 @@ def _install_tools(flavour: str, target: Path) -> str | None:
     """pip-install the flavour's tools into *target*; return an error message or None."""
     requirements = [*COMMON_TOOLS, *FLAVOURS[flavour]]
     try:
-        run(_pip("install", "--target", str(target), *requirements), timeout=_PIP_TIMEOUT)
+        run(
+            _pip("install", "--no-warn-script-location", "--target", str(target), *requirements),
+            timeout=_PIP_TIMEOUT,
+        )
     except AssertionError as exc:
         return _failed(
             f"Could not pip-install the {flavour!r} toolset ({' '.join(requirements)}). "
@@ -94,7 +98,10 @@ def _build_repo_wheel(work: Path) -> tuple[Path | None, str | None]:
     """Build this repository's wheel from a snapshot copy (never builds inside the repo)."""
     source = work / "repo-snapshot"
     wheelhouse = work / "wheelhouse"
-    shutil.copytree(REPO_ROOT, source, ignore=_REPO_COPY_IGNORE, symlinks=True)
+    try:
+        shutil.copytree(REPO_ROOT, source, ignore=_repo_copy_ignore, symlinks=True)
+    except (OSError, shutil.Error) as exc:  # e.g. a file vanished during the copy
+        return None, f"Could not snapshot the repository {REPO_ROOT} to build it: {exc}"
     try:
         run(
             _pip("wheel", "--no-deps", "--wheel-dir", str(wheelhouse), str(source)),
@@ -115,7 +122,17 @@ def _build_repo_wheel(work: Path) -> tuple[Path | None, str | None]:
 
 def _install_repo_wheel(wheel: Path, target: Path) -> str | None:
     try:
-        run(_pip("install", "--no-deps", "--target", str(target), str(wheel)), timeout=300)
+        run(
+            _pip(
+                "install",
+                "--no-warn-script-location",
+                "--no-deps",
+                "--target",
+                str(target),
+                str(wheel),
+            ),
+            timeout=300,
+        )
     except AssertionError as exc:
         return _failed(f"Could not install {wheel.name} into {target}.", exc)
     return None
@@ -161,9 +178,7 @@ def build_toolsets(base: Path) -> dict[str, Toolset]:
         versions = _installed_versions(target)
         missing = {"pip", "setuptools", "wheel", "filelock"} - set(versions)
         if missing:
-            pytest.fail(
-                f"toolset {flavour!r} at {target} lacks {sorted(missing)}", pytrace=False
-            )
+            pytest.fail(f"toolset {flavour!r} at {target} lacks {sorted(missing)}", pytrace=False)
         toolsets[flavour] = Toolset(
             flavour=flavour,
             path=target,
@@ -198,9 +213,7 @@ def make_venv(toolsets: dict[str, Toolset], tmp_path: Path) -> MakeVenv:
         try:
             toolset = toolsets[flavour]
         except KeyError:
-            raise ValueError(
-                f"unknown flavour {flavour!r}; known: {', '.join(toolsets)}"
-            ) from None
+            raise ValueError(f"unknown flavour {flavour!r}; known: {', '.join(toolsets)}") from None
         if require_install_atomic and toolset.install_atomic_error:
             pytest.fail(toolset.install_atomic_error, pytrace=False)
         if name is None:
