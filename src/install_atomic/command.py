@@ -30,6 +30,8 @@ from install_atomic.errors import InstallAtomicError
 from install_atomic.transaction import DEFAULT_LOCK_TIMEOUT, Transaction
 
 _ACTIVE = "_install_atomic_active"
+#: Where the install directories a project does not use point (inside the lib stage).
+UNUSED = ".install-atomic-unused"
 
 ATOMIC_OPTIONS = [
     ("lock-timeout=", None,
@@ -161,6 +163,13 @@ class _AtomicInstallMixin:
                 setattr(dist, _ACTIVE, False)
                 if previous is not None:
                     dist.command_obj["install"] = previous
+            unused = os.path.join(stage_lib, UNUSED)
+            if os.path.isdir(unused) and os.listdir(unused):
+                raise DistutilsError(
+                    f"install_atomic: a sub-command wrote {os.listdir(unused)} although the"
+                    " project declares no scripts, data_files or headers for it; refusing to"
+                    " drop them. Please report this with the project's setup.py."
+                )
             if levels:
                 bytecode.compile_tree(stage_lib, final["lib"], optimize=levels,
                                       mode=str(self.pyc_mode))
@@ -212,7 +221,7 @@ class _AtomicInstallMixin:
     def _stage_if(self, txn: Transaction, destination: str, needed: bool) -> str:
         if needed:
             return txn.stage(destination)
-        return os.path.join(txn.stage(self._lib_final(txn)), ".install-atomic-unused")
+        return os.path.join(txn.stage(self._lib_final(txn)), UNUSED)
 
     @staticmethod
     def _lib_final(txn: Transaction) -> str:

@@ -32,6 +32,15 @@ sys.exit(1 if failed else 0)
 """
 
 
+def _declares_namespace(init: str) -> bool:
+    try:
+        with open(init, encoding="utf-8", errors="replace") as f:
+            text = f.read(4096)
+    except OSError:
+        return False
+    return "extend_path" in text or "declare_namespace" in text
+
+
 def importable_names(stage_lib: str) -> list[str]:
     """Top-level modules and packages in *stage_lib*; namespace dirs are descended into."""
     names: list[str] = []
@@ -44,9 +53,12 @@ def importable_names(stage_lib: str) -> list[str]:
             if os.path.isdir(path):
                 if not entry.isidentifier():
                     continue
-                if os.path.exists(os.path.join(path, "__init__.py")):
-                    names.append(prefix + entry)
-                else:
+                init = os.path.join(path, "__init__.py")
+                if not os.path.exists(init):  # PEP 420 namespace: check what is inside
+                    visit(path, prefix + entry + ".")
+                    continue
+                names.append(prefix + entry)
+                if _declares_namespace(init):  # pkgutil / pkg_resources style
                     visit(path, prefix + entry + ".")
             else:
                 stem, _, suffix = entry.partition(".")
