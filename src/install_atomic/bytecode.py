@@ -65,7 +65,7 @@ def compile_tree(
     return bool(
         compileall.compile_dir(
             stage,
-            quiet=2,
+            quiet=1,  # errors only
             stripdir=stage,
             prependdir=final,
             optimize=levels,  # type: ignore[arg-type]  # a list is accepted since 3.5

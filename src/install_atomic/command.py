@@ -14,19 +14,28 @@ and ``python -m build``) exactly as without it.
 
 from __future__ import annotations
 
-import distutils.command.install as _orig
+import hashlib
 import os
-from distutils.errors import DistutilsError, DistutilsOptionError
-from distutils.util import change_root
+import shutil
+import sys
+import tempfile
 from typing import Any, ClassVar
 
-import setuptools  # noqa: F401  (sets up distutils before it is imported below)
+# setuptools first: it makes 'distutils' its own vendored copy.
+import setuptools  # noqa: F401
+
+# isort: split
+import distutils.command.install as _orig
+from distutils.errors import DistutilsError, DistutilsOptionError
+from distutils.util import change_root
+
 from setuptools.command.install import install as _setuptools_install
 from setuptools.command.install_egg_info import install_egg_info as _stock_install_egg_info
 from setuptools.command.install_lib import install_lib as _stock_install_lib
 
 from install_atomic import bytecode, verify
 from install_atomic.errors import InstallAtomicError
+from install_atomic.plan import check_inside
 from install_atomic.transaction import DEFAULT_LOCK_TIMEOUT, Transaction
 
 _ACTIVE = "_install_atomic_active"
@@ -65,6 +74,7 @@ class _AtomicInstallMixin:
     root: str | None
     record: str | None
     single_version_externally_managed: bool | None
+    skip_build: Any
     compile: int | None
     optimize: int | None
     warn_dir: Any
@@ -97,8 +107,13 @@ class _AtomicInstallMixin:
             raise DistutilsOptionError(
                 f"--pyc-mode must be one of {choices}, not {self.pyc_mode!r}"
             )
-        if self.optimize not in (None, 0, 1, 2):
-            raise DistutilsOptionError(f"--optimize must be 0, 1 or 2, not {self.optimize!r}")
+        if self.optimize is not None:
+            try:
+                self.optimize = int(self.optimize)
+            except ValueError:
+                self.optimize = -1
+            if self.optimize not in (0, 1, 2):
+                raise DistutilsOptionError(f"--optimize must be 0, 1 or 2, not {self.optimize!r}")
         if not self.dry_run and getattr(self.distribution, "dry_run", False):
             self.dry_run = 1  # the global 'setup.py --dry-run' of older setuptools
 
@@ -119,19 +134,51 @@ class _AtomicInstallMixin:
         dist = self.distribution
         if getattr(dist, "dry_run", 0):
             dist.dry_run = 0  # build for real, into a throw-away staging directory
-        self.run_command("build")  # type: ignore[attr-defined]
+        build_base = self._private_build_base()
+        try:
+            self._build_and_commit()
+        finally:
+            if build_base is not None:
+                shutil.rmtree(build_base, ignore_errors=True)
+
+    def _private_build_base(self) -> str | None:
+        """Build into a fresh directory, so that files left in ``build/`` by another
+        version of the project cannot sneak into this one (exact downgrades).  Not
+        with ``--skip-build`` or when the user chose build directories."""
+        dist = self.distribution
+        build = dist.get_command_obj("build")
+        chosen = set(dist.get_option_dict("build")) & {
+            "build_base", "build_lib", "build_purelib", "build_platlib"
+        }
+        if self.skip_build or chosen or build.finalized or dist.have_run.get("build"):
+            return None
+        build.build_base = tempfile.mkdtemp(prefix="install-atomic-build-")
+        return str(build.build_base)
+
+    def _build_and_commit(self) -> None:
+        dist = self.distribution
+        if not self.skip_build:
+            self.run_command("build")  # type: ignore[attr-defined]
         final = {
-            "lib": os.path.normpath(str(self.install_lib)),
-            "scripts": os.path.normpath(str(self.install_scripts)),
-            "data": os.path.normpath(str(self.install_data)),
-            "headers": os.path.normpath(str(self.install_headers)),
+            key: os.path.normpath(os.path.abspath(str(value)))
+            for key, value in (
+                ("lib", self.install_lib),
+                ("scripts", self.install_scripts),
+                ("data", self.install_data),
+                ("headers", self.install_headers),
+            )
         }
         root, levels = self.root, self._levels()
         project = dist.get_name()
+        lock_path = None
+        if root:  # DESTDIR: keep the lock file out of the tree being packaged
+            digest = hashlib.sha256(final["lib"].encode()).hexdigest()[:16]
+            lock_path = os.path.join(tempfile.gettempdir(), f"install-atomic-{digest}.lock")
         txn = Transaction(
             project,
             final["lib"],
             lock_timeout=self.lock_timeout,
+            lock_path=lock_path,
             strict=bool(self.strict),
             dry_run=bool(self.dry_run),
             durable=not self.no_fsync,
@@ -171,8 +218,14 @@ class _AtomicInstallMixin:
                     " drop them. Please report this with the project's setup.py."
                 )
             if levels:
-                bytecode.compile_tree(stage_lib, final["lib"], optimize=levels,
-                                      mode=str(self.pyc_mode))
+                # Code objects name the path the file has at run time: without DESTDIR.
+                code_path = _strip_root(final["lib"], root)
+                ok = bytecode.compile_tree(stage_lib, code_path, optimize=levels,
+                                           mode=str(self.pyc_mode))
+                if not ok:
+                    print("install_atomic: warning: some files could not be byte-compiled"
+                          " (errors above); they are installed without bytecode",
+                          file=sys.stderr)
             self._write_installed_files(txn)
             if not self.no_verify:
                 print(f"install_atomic: checking that {project} imports from the staged tree")
@@ -231,12 +284,15 @@ class _AtomicInstallMixin:
         """Point absolute ``data_files`` directories at staging directories of their own."""
         data_files = self.distribution.data_files or []
         rewritten = []
+        data_dir = os.path.abspath(str(self.install_data))
         for item in data_files:
             if isinstance(item, tuple) and os.path.isabs(item[0]):
                 target = change_root(root, item[0]) if root else item[0]
                 rewritten.append((txn.stage(target), item[1]))
-            else:
-                rewritten.append(item)
+                continue
+            if isinstance(item, tuple):
+                check_inside(os.path.join(data_dir, item[0]), data_dir)
+            rewritten.append(item)
         self.distribution.data_files = rewritten
 
     def _write_installed_files(self, txn: Transaction) -> None:
@@ -252,12 +308,20 @@ class _AtomicInstallMixin:
             f.write("".join(line + "\n" for line in sorted(set(lines))))
 
     def _write_record(self, outputs: list[str], root: str | None) -> None:
-        if root:
-            root_n = os.path.normpath(root)
-            outputs = [o[len(root_n):] if o.startswith(root_n + os.sep) else o for o in outputs]
+        outputs = [_strip_root(o, root) for o in outputs]
         assert self.record is not None
         with open(self.record, "w", encoding="utf-8") as f:
             f.write("".join(o + "\n" for o in sorted(outputs)))
+
+
+def _strip_root(path: str, root: str | None) -> str:
+    """*path* as it will be seen at run time, without ``--root`` (DESTDIR)."""
+    if not root:
+        return path
+    root_n = os.path.normpath(os.path.abspath(root))
+    if path.startswith(root_n + os.sep):
+        return path[len(root_n):]
+    return path
 
 
 class install_atomic(_AtomicInstallMixin, _orig.install):  # noqa: N801 - setuptools naming

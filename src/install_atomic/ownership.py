@@ -217,6 +217,14 @@ class Ownership:
         path = os.path.normpath(path)
         return path in self._old_exact or path in self._old_below
 
+    def old_lists(self, path: str) -> bool:
+        """True if an installed version of the project lists *path*, or claims it or one
+        of its parent directories whole (a metadata directory, a top-level name)."""
+        path = os.path.normpath(path)
+        if path in self._old_exact:
+            return True
+        return any(anc in self._old_exact for anc in _ancestors(path))
+
     def is_namespace(self, path: str) -> bool:
         return os.path.normpath(path) in self._namespaces
 

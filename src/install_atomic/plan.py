@@ -224,15 +224,15 @@ class Planner:
         return top
 
     def _holds_only_old(self, directory: str) -> bool:
-        try:
-            names = os.listdir(directory)
-        except OSError:
-            return False
-        for name in names:
-            child = os.path.join(directory, name)
-            if name == "__pycache__" or self.own.old_claims(child):
+        """True if every file below *directory* is listed (or claimed whole) by the old
+        version, bytecode caches aside: only then may the directory go in one rename."""
+        for dirpath, dirnames, filenames in os.walk(directory):
+            if "__pycache__" in dirpath.split(os.sep):
                 continue
-            return False
+            links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+            for name in filenames + links:
+                if not self.own.old_lists(os.path.join(dirpath, name)):
+                    return False
         return True
 
     def plan(
@@ -253,7 +253,13 @@ class Planner:
                     meta.append(step)
                 else:
                     code.append(step)
-        stops = {os.path.normpath(d) for _, d in roots} | {os.path.normpath(s) for s in extra_stops}
+        # Never climb to a destination or anything above one.
+        stops: set[str] = set()
+        for top_dir in [d for _, d in roots] + list(extra_stops):
+            current = os.path.normpath(top_dir)
+            while current not in stops:
+                stops.add(current)
+                current = os.path.dirname(current)
         removals: dict[str, Step] = {}
         for path in sorted(self.own.old_files()):
             if path in self.new_final or self._covered(path) or not os.path.lexists(path):

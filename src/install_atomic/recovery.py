@@ -22,6 +22,7 @@ from typing import Literal
 
 from install_atomic import journal as journal_mod
 from install_atomic import locking, staging, steps
+from install_atomic.errors import RecoveryError
 from install_atomic.journal import Journal
 from install_atomic.plan import PRIVATE_PREFIX
 from install_atomic.primitives import fsync_path
@@ -43,7 +44,16 @@ def resolve(journal: Journal) -> Outcome:
         outcome = "rolled forward"
     else:
         for step in reversed(journal.steps):
-            steps.undo(step)
+            try:
+                steps.undo(step)
+            except OSError as exc:
+                raise RecoveryError(
+                    f"cannot roll back the interrupted install of {journal.project}: restoring"
+                    f" {step.dest} failed ({exc}). Nothing else was changed; the journal"
+                    f" {journal.path} is kept. Fix the cause (permissions, space) and run"
+                    " 'python -m install_atomic recover' again.",
+                    step.dest,
+                ) from exc
         outcome = "rolled back"
     cleanup(journal)
     return outcome
@@ -71,6 +81,12 @@ def stray_stages(destination: str) -> list[str]:
         names = os.listdir(destination)
     except FileNotFoundError:
         return []
+    journaled: set[str] = set()
+    for path in journal_mod.find(destination):
+        try:
+            journaled.update(journal_mod.load(path).stages)
+        except (OSError, ValueError, KeyError):
+            continue
     out = []
     for name in sorted(names):
         path = os.path.join(destination, name)
@@ -79,6 +95,7 @@ def stray_stages(destination: str) -> list[str]:
             and not name.endswith(journal_mod.SUFFIX)
             and os.path.isdir(path)
             and not os.path.islink(path)
+            and path not in journaled
             and not staging.is_live(path)
         ):
             out.append(path)

@@ -2,7 +2,7 @@
 
 A staging directory is created *inside* the destination it feeds
 (``mkdtemp(dir=destination, prefix=".install-atomic-")``), so every later
-rename stays on one filesystem; :func:`create` checks ``st_dev`` to be sure.
+rename stays on one filesystem; :class:`Stage` checks ``st_dev`` to be sure.
 Nothing outside it changes until the commit.
 
 Each staging directory holds ``.install-atomic-owner``, flock-ed for as long

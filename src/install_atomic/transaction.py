@@ -81,6 +81,7 @@ class Transaction:
         primary: str,
         *,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        lock_path: str | None = None,
         strict: bool = False,
         dry_run: bool = False,
         durable: bool = True,
@@ -90,6 +91,7 @@ class Transaction:
         self.project = project
         self.primary = os.path.abspath(primary)
         self.lock_timeout = lock_timeout
+        self.lock_path = lock_path or locking.lock_path_for(self.primary)
         self.strict = strict
         self.dry_run = dry_run
         self.durable = durable
@@ -174,7 +176,7 @@ class Transaction:
             self.log(f"dry run: {len(plan.steps)} renames planned, nothing changed")
             return CommitResult(plan, dry_run=True)
         waited = time.monotonic()
-        with locking.hold(locking.lock_path_for(self.primary), self.lock_timeout):
+        with locking.hold(self.lock_path, self.lock_timeout):
             started = time.monotonic()
             recovered = recovery.recover_locked(self.primary)
             for dest in {d for _, d in self.roots} - {self.primary}:
@@ -191,7 +193,7 @@ class Transaction:
                 txid=self.txid,
                 project=self.project,
                 primary=self.primary,
-                lock_path=locking.lock_path_for(self.primary),
+                lock_path=self.lock_path,
                 stages=[st.path for st in self._all_stages()],
                 steps=plan.steps,
             )

@@ -78,6 +78,8 @@ def environment(stage_lib: str, destination: str) -> dict[str, str]:
         path.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(path)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    # 'python' in a --verify-command is the interpreter doing the install.
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
     env["INSTALL_ATOMIC_STAGE"] = stage_lib
     return env
 
@@ -98,33 +100,42 @@ def check_imports(
     if not names:
         return
     _run([python, "-c", _IMPORT_ALL, *names], stage_lib, destination, timeout,
-         what=f"the import check of {', '.join(names)}", shell=False)
+         what=f"the import check of {', '.join(names)}", shell=False,
+         advice="Fix the release, or pass --no-verify to install it anyway.")
 
 
 def run_command(command: str, stage_lib: str, destination: str, timeout: float = 3600.0) -> None:
     """Run the user's ``--verify-command`` (a shell command) against the staged tree."""
     what = f"--verify-command {command!r}"
-    _run(command, stage_lib, destination, timeout, what=what, shell=True)  # noqa: S604 - by design
+    advice = "Fix the release or the command, or leave out --verify-command."
+    _run(command, stage_lib, destination, timeout, what=what, shell=True,  # noqa: S604
+         advice=advice)
 
 
 def _run(cmd: object, stage_lib: str, destination: str, timeout: float, *, what: str,
-         shell: bool) -> None:
+         shell: bool, advice: str) -> None:
     with tempfile.TemporaryDirectory(prefix="install-atomic-verify-") as cwd:
-        proc = subprocess.run(
-            cmd,  # type: ignore[call-overload]
-            cwd=cwd,
-            env=environment(stage_lib, destination),
-            shell=shell,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        try:
+            proc = subprocess.run(
+                cmd,  # type: ignore[call-overload]
+                cwd=cwd,
+                env=environment(stage_lib, destination),
+                shell=shell,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise VerificationError(
+                f"{what} did not finish within {timeout:g}s; nothing was installed and the"
+                f" installed version is unchanged. {advice}",
+                stage_lib,
+            ) from exc
     if proc.returncode != 0:
         output = (proc.stdout + proc.stderr).strip()
         raise VerificationError(
             f"{what} failed (exit status {proc.returncode}); nothing was installed and the"
-            f" installed version is unchanged. Output:\n{output}\n"
-            "Fix the release, or pass --no-verify to install it anyway.",
+            f" installed version is unchanged. Output:\n{output}\n{advice}",
             stage_lib,
         )
