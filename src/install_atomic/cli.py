@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 from install_atomic import __version__, recovery
 from install_atomic.errors import InstallAtomicError
+from install_atomic.locking import environment_root
 from install_atomic.ownership import canonical_name, scan
 from install_atomic.transaction import Transaction
 
@@ -79,6 +80,16 @@ def _status(destinations: list[str]) -> int:
     return 0
 
 
+def _scheme_dirs(target: str) -> list[str]:
+    """The install-scheme directories of the environment holding *target*: removal
+    never climbs to them (a venv's ``include/`` stays, as pip leaves it)."""
+    venv = environment_root(target)
+    if venv is None:
+        return sorted(set(sysconfig.get_paths().values()))
+    base = {"base": venv, "platbase": venv, "installed_base": venv, "installed_platbase": venv}
+    return sorted(set(sysconfig.get_paths(vars=base).values()))
+
+
 def _uninstall(name: str, target: str, dry_run: bool, timeout: float) -> int:
     key = canonical_name(name)
     if not any(d.key == key for d in scan(target)):
@@ -86,7 +97,8 @@ def _uninstall(name: str, target: str, dry_run: bool, timeout: float) -> int:
               " ('pip list' shows it), or pass --target with the directory holding it.",
               file=sys.stderr)
         return 1
-    with Transaction(name, target, lock_timeout=timeout, dry_run=dry_run, log=print) as txn:
+    with Transaction(name, target, lock_timeout=timeout, dry_run=dry_run, log=print,
+                     stops=_scheme_dirs(target)) as txn:
         result = txn.commit()
     if not dry_run:
         print(f"uninstalled {name} from {target}: {len(result.plan.steps)} removals")

@@ -108,12 +108,13 @@ class _AtomicInstallMixin:
                 f"--pyc-mode must be one of {choices}, not {self.pyc_mode!r}"
             )
         if self.optimize is not None:
+            given = self.optimize
             try:
-                self.optimize = int(self.optimize)
+                self.optimize = int(given)
             except ValueError:
                 self.optimize = -1
             if self.optimize not in (0, 1, 2):
-                raise DistutilsOptionError(f"--optimize must be 0, 1 or 2, not {self.optimize!r}")
+                raise DistutilsOptionError(f"--optimize must be 0, 1 or 2, not {given!r}")
         if not self.dry_run and getattr(self.distribution, "dry_run", False):
             self.dry_run = 1  # the global 'setup.py --dry-run' of older setuptools
 
@@ -179,6 +180,7 @@ class _AtomicInstallMixin:
             final["lib"],
             lock_timeout=self.lock_timeout,
             lock_path=lock_path,
+            stops=list(final.values()),
             strict=bool(self.strict),
             dry_run=bool(self.dry_run),
             durable=not self.no_fsync,
@@ -206,6 +208,13 @@ class _AtomicInstallMixin:
                 self._check_staged(txn, names)
                 for name in names:
                     self.run_command(name)  # type: ignore[attr-defined]
+            except OSError as exc:
+                where = exc.filename or final["lib"]
+                raise DistutilsError(
+                    f"install_atomic: staging the new version failed: {exc.strerror} ({where})."
+                    " Nothing was changed in the destination. Free space or fix permissions"
+                    " on that filesystem, then run the install again."
+                ) from exc
             finally:
                 setattr(dist, _ACTIVE, False)
                 if previous is not None:

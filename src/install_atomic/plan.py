@@ -147,6 +147,7 @@ class Planner:
         self.backup_name = backup_name
         self.relocate = relocate
         self.new_final: set[str] = set()
+        self.primary = ""
         self.swapped_dirs: list[str] = []
 
     def _walk(self, stage: str, dest: str, out: list[Step], conflicts: list[Conflict]) -> None:
@@ -165,7 +166,7 @@ class Planner:
                 self._mark_tree(src, dst)
                 out.append(Step("add", dst, src, kind=kind, count=count, new_id=entry_id(src)))
                 continue
-            if _is_real_dir(src) and _is_real_dir(dst) and not self.own.may_swap_whole(dst):
+            if _is_real_dir(src) and _is_real_dir(dst) and not self._swappable(dst):
                 if self.own.other_owners(dst):
                     conflicts.append(Conflict(dst, [d.name for d in self.own.other_owners(dst)]))
                 self._walk(src, dst, out, conflicts)
@@ -194,6 +195,18 @@ class Planner:
                     old_id=entry_id(dst),
                 )
             )
+
+    def _swappable(self, dst: str) -> bool:
+        """May the existing directory *dst* be replaced whole, by one exchange?
+
+        Only if the old version of the project owns it (see
+        :meth:`Ownership.may_swap_whole`) and either it is a top-level entry of the
+        library directory (a package: unlisted caches inside go with it) or every
+        file below it is the old version's.  ``<prefix>/share``, say, is merged into.
+        """
+        if not self.own.may_swap_whole(dst):
+            return False
+        return os.path.dirname(dst) == self.primary or self._holds_only_old(dst)
 
     def _mark_tree(self, src: str, dst: str) -> None:
         if not _is_real_dir(src):
@@ -240,6 +253,7 @@ class Planner:
     ) -> Plan:
         """*roots* are (staging directory, destination) pairs; *primary* is the
         destination that receives the metadata directory."""
+        self.primary = os.path.normpath(primary)
         code: list[Step] = []
         meta: list[Step] = []
         conflicts: list[Conflict] = []

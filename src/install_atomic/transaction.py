@@ -33,7 +33,7 @@ import secrets
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Callable
@@ -82,6 +82,7 @@ class Transaction:
         *,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         lock_path: str | None = None,
+        stops: Sequence[str] = (),
         strict: bool = False,
         dry_run: bool = False,
         durable: bool = True,
@@ -92,6 +93,8 @@ class Transaction:
         self.primary = os.path.abspath(primary)
         self.lock_timeout = lock_timeout
         self.lock_path = lock_path or locking.lock_path_for(self.primary)
+        #: Directories removal never climbs to (nor above): the install scheme's.
+        self.stops = [os.path.abspath(s) for s in stops]
         self.strict = strict
         self.dry_run = dry_run
         self.durable = durable
@@ -145,7 +148,7 @@ class Transaction:
         ownership = Ownership(scan(self.primary), self.project)
         relocate = None if self.dry_run else self._relocate
         planner = Planner(ownership, BackupNamer(self.txid), relocate)
-        return planner.plan(self.roots, self.primary, extra_stops=[self.primary])
+        return planner.plan(self.roots, self.primary, extra_stops=[self.primary, *self.stops])
 
     def _relocate(self, staged: str, directory: str) -> str:
         """Copy *staged* into a stage on *directory*'s filesystem; return the copy's path.

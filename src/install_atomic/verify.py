@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
+from importlib.machinery import EXTENSION_SUFFIXES
 
 from install_atomic.errors import VerificationError
 
@@ -68,6 +69,20 @@ def importable_names(stage_lib: str) -> list[str]:
                     names.append(prefix + stem)
 
     visit(stage_lib, "")
+    # Extension modules anywhere in a package: a package's __init__ need not import them.
+    for dirpath, dirnames, filenames in os.walk(stage_lib):
+        dirnames[:] = [d for d in dirnames if d.isidentifier()]
+        rel = os.path.relpath(dirpath, stage_lib)
+        if rel == ".":
+            continue
+        prefix = rel.replace(os.sep, ".") + "."
+        for entry in sorted(filenames):
+            suffix = next((s for s in EXTENSION_SUFFIXES if entry.endswith(s)), None)
+            if suffix is None:
+                continue
+            stem = entry[: -len(suffix)]
+            if stem.isidentifier() and prefix + stem not in names:
+                names.append(prefix + stem)
     return names
 
 
