@@ -10,6 +10,7 @@ writes: recovery compares inodes to tell, for each step, which entry is where.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -60,15 +61,20 @@ class Journal:
         self.path = self.path_for(self.primary, self.txid)
         tmp = self.path + ".tmp"
         data = json.dumps(self.to_json(), indent=1).encode()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
         fsync_path(self.primary)
         return self.path
 

@@ -75,10 +75,10 @@ def hold(lock_path: str, timeout: float) -> Iterator[None]:
             "Run as a user who may write there, or choose another destination.",
             directory,
         )
-    lock = FileLock(lock_path, timeout=timeout, is_singleton=True)
+    lock = FileLock(lock_path, is_singleton=True)
     started = time.monotonic()
     try:
-        lock.acquire()
+        lock.acquire(timeout=timeout)
     except Timeout:
         holders = lock_holders(lock_path)
         holder = holders[0] if holders else None
@@ -90,6 +90,11 @@ def hold(lock_path: str, timeout: float) -> Iterator[None]:
             lock_path,
             holder,
         ) from None
+    except OSError as exc:
+        raise DestinationError(
+            f"cannot take the lock {lock_path}: {exc.strerror}. Nothing was changed.",
+            lock_path,
+        ) from exc
     try:
         yield
     finally:

@@ -124,9 +124,16 @@ def _is_real_dir(path: str) -> bool:
 
 def check_inside(path: str, root: str) -> None:
     """Refuse a path that would land outside *root* (``..``, absolute, or via a symlink)."""
-    norm = os.path.normpath(path)
-    root_n = os.path.normpath(root)
-    if os.path.commonpath([norm, root_n]) != root_n:
+    norm = os.path.normpath(os.path.abspath(path))
+    root_n = os.path.normpath(os.path.abspath(root))
+    existing = norm  # the deepest part that exists: a symlink there may lead out
+    while not os.path.lexists(existing) and existing != root_n:
+        existing = os.path.dirname(existing)
+    real, real_root = os.path.realpath(existing), os.path.realpath(root_n)
+    if (
+        os.path.commonpath([norm, root_n]) != root_n
+        or os.path.commonpath([real, real_root]) != real_root
+    ):
         raise UnsafePathError(
             f"refusing to install {path}: it is outside the destination {root}. "
             "Check the project's data_files and package_dir for '..' or absolute paths.",

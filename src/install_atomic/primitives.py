@@ -159,7 +159,7 @@ def swap_by_renames(new: StrPath, dest: StrPath, backup: StrPath) -> None:
     *backup* and the new one at *new*, which the journal lets recovery see.
     """
     st = os.lstat(dest)
-    if not stat.S_ISDIR(st.st_mode):
+    if not stat.S_ISDIR(st.st_mode) and not stat.S_ISDIR(os.lstat(new).st_mode):
         os.link(dest, backup, follow_symlinks=False)
         os.replace(new, dest)
         return

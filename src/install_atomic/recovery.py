@@ -55,7 +55,15 @@ def resolve(journal: Journal) -> Outcome:
                     step.dest,
                 ) from exc
         outcome = "rolled back"
-    cleanup(journal)
+    try:
+        cleanup(journal)
+    except OSError as exc:
+        raise RecoveryError(
+            f"the interrupted install of {journal.project} was {outcome}, but removing its"
+            f" leftovers failed: {exc}. The journal {journal.path} is kept; fix the cause and"
+            " run 'python -m install_atomic recover' again.",
+            exc.filename or journal.path,
+        ) from exc
     return outcome
 
 
@@ -109,13 +117,23 @@ def recover_locked(destination: str) -> list[Recovered]:
         if path.endswith(".tmp"):
             os.unlink(path)
             continue
-        journal = journal_mod.load(path)
+        try:
+            journal = journal_mod.load(path)
+        except (OSError, ValueError, KeyError) as exc:
+            raise RecoveryError(
+                f"cannot read the journal {path}: {exc}. Nothing was changed.", path
+            ) from exc
         done.append(Recovered(path, journal.project, resolve(journal)))
-    for stage in stray_stages(destination):
-        staging.remove_tree(stage)
-    for name in os.listdir(destination) if os.path.isdir(destination) else ():
-        if name.startswith(PRIVATE_PREFIX) and name.endswith(journal_mod.SUFFIX + ".tmp"):
-            os.unlink(os.path.join(destination, name))
+    try:
+        for stage in stray_stages(destination):
+            staging.remove_tree(stage)
+        for name in os.listdir(destination) if os.path.isdir(destination) else ():
+            if name.startswith(PRIVATE_PREFIX) and name.endswith(journal_mod.SUFFIX + ".tmp"):
+                os.unlink(os.path.join(destination, name))
+    except OSError as exc:
+        raise RecoveryError(
+            f"cannot remove leftovers in {destination}: {exc}.", exc.filename or destination
+        ) from exc
     return done
 
 

@@ -13,6 +13,7 @@ work of an installer that is still building.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -74,9 +75,19 @@ class Stage:
             ) from exc
         # mkdtemp's 0o700 would hide the stage from the import check run as another user;
         # the directory itself is never moved into place, only its entries are.
-        os.chmod(self.path, 0o755)  # noqa: S103
-        self._fd = os.open(os.path.join(self.path, OWNER), os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        self._fd = -1
+        try:
+            os.chmod(self.path, 0o755)  # noqa: S103
+            self._fd = os.open(os.path.join(self.path, OWNER), os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                self.remove()
+            raise StagingError(
+                f"cannot prepare the staging directory {self.path}: {exc.strerror}."
+                " Make the destination writable, or free space on its filesystem.",
+                self.path,
+            ) from exc
         if private and os.lstat(self.path).st_dev != os.lstat(self.destination).st_dev:
             self.remove()
             raise StagingError(

@@ -80,7 +80,7 @@ def undo(step: Step) -> None:
         return
     if primitives.exchange(old_at, step.dest):
         return
-    if not stat.S_ISDIR(os.lstat(old_at).st_mode):
+    if not stat.S_ISDIR(os.lstat(old_at).st_mode) and not os.path.isdir(step.dest):
         os.replace(old_at, step.dest)
         return
     os.rename(step.dest, _free_spot(step))

@@ -105,6 +105,7 @@ class Transaction:
         #: Stages made at commit time on filesystems mounted inside a destination.
         self._relocated: dict[str, staging.Stage] = {}
         self.committed = False
+        self._journal_kept = False
 
     # -- staging -----------------------------------------------------------
     def stage(self, destination: str) -> str:
@@ -189,9 +190,6 @@ class Transaction:
                           f" {item.outcome} ({item.journal})")
             plan = self.plan()
             self._report_conflicts(plan)
-            if self.durable:
-                for st in self._all_stages():
-                    fsync_tree(st.path)
             journal = Journal(
                 txid=self.txid,
                 project=self.project,
@@ -200,15 +198,40 @@ class Transaction:
                 stages=[st.path for st in self._all_stages()],
                 steps=plan.steps,
             )
-            journal.write()
+            try:
+                if self.durable:
+                    for st in self._all_stages():
+                        fsync_tree(st.path)
+                journal.write()
+            except OSError as exc:
+                try:
+                    journal.remove()
+                except OSError:
+                    self._journal_kept = bool(journal.path) and os.path.lexists(journal.path)
+                path = exc.filename or self.primary
+                raise CommitError(
+                    f"could not prepare the commit: {exc.strerror} ({path}). Nothing was"
+                    " changed; fix the cause and run the install again.",
+                    path,
+                    rolled_back=True,
+                ) from exc
             swap_seconds = self._run_steps(plan.steps, journal)
             self.committed = True
-            if self.durable:
-                for parent in sorted({os.path.dirname(s.dest) for s in plan.steps}):
-                    fsync_path(parent)
-            for st in self._all_stages():
-                st.release()
-            recovery.cleanup(journal)
+            try:
+                if self.durable:
+                    for parent in sorted({os.path.dirname(s.dest) for s in plan.steps}):
+                        fsync_path(parent)
+                for st in self._all_stages():
+                    st.release()
+                recovery.cleanup(journal)
+            except OSError as exc:
+                path = exc.filename or journal.path
+                raise InstallAtomicError(
+                    f"{self.project} is installed, but cleaning up failed: {exc.strerror}"
+                    f" ({path}). The journal {journal.path} is kept; run 'python -m"
+                    f" install_atomic recover {self.primary}' to finish.",
+                    path,
+                ) from exc
             result = CommitResult(
                 plan,
                 swap_seconds=swap_seconds,
@@ -239,6 +262,17 @@ class Transaction:
             except OSError as exc:
                 done.append(step)
                 self._rollback(done, journal, exc, step)
+            except BaseException:
+                done.append(step)
+                try:
+                    for undone in reversed(done):
+                        steps.undo(undone)
+                    for st in self._all_stages():
+                        st.release()
+                    recovery.cleanup(journal)
+                except BaseException:
+                    self._journal_kept = True
+                raise
             done.append(step)
         return time.perf_counter() - first
 
@@ -250,6 +284,7 @@ class Transaction:
                 st.release()
             recovery.cleanup(journal)
         except OSError as undo_exc:
+            self._journal_kept = True
             raise CommitError(
                 f"installing {failed.dest} failed ({exc.strerror}), and undoing the install"
                 f" failed too ({undo_exc}). The journal {journal.path} is kept: fix the cause"
@@ -268,6 +303,10 @@ class Transaction:
 
     def abort(self) -> None:
         """Drop every staging directory.  The destination is untouched."""
+        if self._journal_kept:  # recovery needs what the staging directories hold
+            for st in self._all_stages():
+                st.release()
+            return
         for st in self._all_stages():
             st.remove()
         self._stages.clear()
