@@ -16,7 +16,7 @@ import install_atomic  # noqa: E402
 
 project = "install-atomic"
 author = "install-atomic contributors"
-copyright = "install-atomic contributors"  # noqa: A001
+copyright = "install-atomic contributors"
 release = install_atomic.__version__
 version = release
 
