@@ -98,7 +98,7 @@ def test_uninstall_keeps_the_sibling(make_venv: MakeVenv, tmp_path: Path) -> Non
 
     proc = cli(venv, "uninstall", "demo-scripts", "--target", venv.site_packages, "--dry-run")
     planned = [line for line in proc.stdout.splitlines() if line.startswith("would remove ")]
-    assert f"would remove {egg}  (directory, 7 files)" in planned, proc.stdout
+    assert f"would remove {egg}  (directory, 8 files)" in planned, proc.stdout
     assert f"would remove {venv.bin / 'demo-cli'}  (file)" in planned
     assert "nothing changed" in proc.stdout
     assert tree_digest(venv.root) == installed

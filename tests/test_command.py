@@ -192,6 +192,7 @@ def pyc_of(source: Path, optimization: str = "") -> Path:
 def egg_info_files(scenario: str) -> set[str]:
     names = {"PKG-INFO", "SOURCES.txt", "dependency_links.txt", "top_level.txt"}
     names.add("installed-files.txt")
+    names.add("install-atomic-roots.txt")
     if scenario != "module":
         names.add("not-zip-safe")
     if scenario == "scripts":
@@ -768,10 +769,10 @@ def test_dry_run_changes_nothing(make_venv: MakeVenv, tmp_path: Path) -> None:
     proc = setup_py(venv, make_project("scripts", tmp_path, "2.0"), "--dry-run", env=env)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("would ")]
     sp = venv.site_packages
-    assert f"would add    {sp / egg_info_name('demo-scripts', '2.0')}  (directory, 7 files)" in (
+    assert f"would add    {sp / egg_info_name('demo-scripts', '2.0')}  (directory, 8 files)" in (
         lines
     )
-    assert f"would remove {sp / egg_info_name('demo-scripts', '1.0')}  (directory, 7 files)" in (
+    assert f"would remove {sp / egg_info_name('demo-scripts', '1.0')}  (directory, 8 files)" in (
         lines
     )
     assert any(line.startswith(f"would swap   {venv.bin / 'demo-cli'}") for line in lines)

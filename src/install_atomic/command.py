@@ -35,6 +35,7 @@ from setuptools.command.install_lib import install_lib as _stock_install_lib
 
 from install_atomic import bytecode, verify
 from install_atomic.errors import InstallAtomicError
+from install_atomic.ownership import ROOTS_FILE
 from install_atomic.plan import check_inside
 from install_atomic.transaction import DEFAULT_LOCK_TIMEOUT, Transaction
 
@@ -235,7 +236,7 @@ class _AtomicInstallMixin:
                     print("install_atomic: warning: some files could not be byte-compiled"
                           " (errors above); they are installed without bytecode",
                           file=sys.stderr)
-            self._write_installed_files(txn)
+            self._write_installed_files(txn, [_strip_root(d, root) for d in final.values()])
             if not self.no_verify:
                 print(f"install_atomic: checking that {project} imports from the staged tree")
                 verify.check_imports(stage_lib, final["lib"])
@@ -304,8 +305,13 @@ class _AtomicInstallMixin:
             rewritten.append(item)
         self.distribution.data_files = rewritten
 
-    def _write_installed_files(self, txn: Transaction) -> None:
+    def _write_installed_files(self, txn: Transaction, roots: list[str]) -> None:
+        """Write ``installed-files.txt`` (every file, relative to the egg-info, as pip
+        expects) and ``install-atomic-roots.txt`` (the install directories, so that
+        an uninstall never removes them) into the staged egg-info."""
         egg_info = self.get_finalized_command("install_egg_info").target  # type: ignore[attr-defined]
+        with open(os.path.join(egg_info, ROOTS_FILE), "w", encoding="utf-8") as f:
+            f.write("".join(r + "\n" for r in sorted(set(roots))))
         listing = os.path.join(egg_info, "installed-files.txt")
         final_egg_info = txn.final_path(egg_info)
         lines = sorted(

@@ -26,6 +26,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 METADATA_SUFFIXES = (".dist-info", ".egg-info")
+#: Written by install-atomic into the egg-info: the install directories used.
+ROOTS_FILE = "install-atomic-roots.txt"
 
 
 def canonical_name(name: str) -> str:
@@ -52,6 +54,9 @@ class InstalledDistribution:
     whole: frozenset[str] = field(default_factory=frozenset)
     #: Absolute paths of namespace packages it declares (never owned whole).
     namespaces: frozenset[str] = field(default_factory=frozenset)
+    #: The install directories install-atomic recorded for it (``ROOTS_FILE``):
+    #: removing its files never climbs to them.
+    roots: frozenset[str] = field(default_factory=frozenset)
 
     @property
     def key(self) -> str:
@@ -129,11 +134,17 @@ def read_distribution(root: str, entry: str) -> InstalledDistribution | None:
                 files = {os.path.normpath(os.path.join(path, p)) for p in _lines(listed)}
             top = _lines(_read_text(os.path.join(path, "top_level.txt")))
             namespaces = set(_lines(_read_text(os.path.join(path, "namespace_packages.txt"))))
+            roots = {
+                os.path.normpath(r) for r in _lines(_read_text(os.path.join(path, ROOTS_FILE)))
+                if os.path.isabs(r)
+            }
         else:  # a single-file egg-info written by distutils
             name, version = _headers(_read_text(path))
             files, top, namespaces = None, [], set()
     else:
         return None
+    if not entry.endswith(".egg-info") or not os.path.isdir(path):
+        roots = set()
     fallback_name, fallback_version = _split_filename(entry)
     ns_paths = {os.path.join(root, n.replace(".", os.sep)) for n in namespaces}
     whole: set[str] = set()
@@ -146,6 +157,7 @@ def read_distribution(root: str, entry: str) -> InstalledDistribution | None:
         files=frozenset(files) if files is not None else None,
         whole=frozenset(whole),
         namespaces=frozenset(ns_paths),
+        roots=frozenset(roots),
     )
 
 
@@ -207,6 +219,10 @@ class Ownership:
     def other_owners(self, path: str) -> list[InstalledDistribution]:
         """Other distributions that list *path* itself or claim it whole."""
         return list(self._other_exact.get(os.path.normpath(path), ()))
+
+    def others_inside_owners(self, path: str) -> list[InstalledDistribution]:
+        """Other distributions that list or claim anything strictly below *path*."""
+        return list(self._other_below.get(os.path.normpath(path), ()))
 
     def others_inside(self, path: str) -> bool:
         """True if another distribution lists or claims anything strictly below *path*."""

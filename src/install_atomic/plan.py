@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from install_atomic.errors import UnsafePathError
+from install_atomic.errors import ConflictError, UnsafePathError
 from install_atomic.ownership import InstalledDistribution, Ownership, is_metadata_name
 
 Action = Literal["add", "swap", "remove"]
@@ -47,6 +47,11 @@ class Step:
     old_id: tuple[int, int] | None = None
     metadata: bool = False
     count: int = 1
+
+    @property
+    def aside(self) -> str:
+        """A second hidden sibling, for the old entry when a swap falls back to renames."""
+        return self.backup + "-old" if self.backup else ""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -173,6 +178,21 @@ class Planner:
                 self._mark_tree(src, dst)
                 out.append(Step("add", dst, src, kind=kind, count=count, new_id=entry_id(src)))
                 continue
+            if (
+                _is_real_dir(src)
+                and os.path.islink(dst)
+                and os.path.isdir(dst)
+                and (self.own.others_inside(dst) or self.own.is_namespace(dst))
+            ):
+                owners = sorted({d.name for d in self.own.others_inside_owners(dst)})
+                raise ConflictError(
+                    f"{dst} is a symbolic link to a directory that other distributions"
+                    f" ({', '.join(owners) or 'a namespace'}) also use; install-atomic will"
+                    " neither replace it (their files would vanish) nor write through it."
+                    " Nothing was changed. Replace the link by a real directory, or"
+                    " uninstall the others first.",
+                    dst,
+                )
             if _is_real_dir(src) and _is_real_dir(dst) and not self._swappable(dst):
                 if self.own.other_owners(dst):
                     conflicts.append(Conflict(dst, [d.name for d in self.own.other_owners(dst)]))
@@ -211,8 +231,8 @@ class Planner:
         library directory (a package: unlisted caches inside go with it) or every
         file below it is the old version's.  ``<prefix>/share``, say, is merged into.
         """
-        if not self.own.may_swap_whole(dst):
-            return False
+        if not self.own.may_swap_whole(dst) or os.path.ismount(dst):
+            return False  # a mount point cannot be renamed: merge into it
         return os.path.dirname(dst) == self.primary or self._holds_only_old(dst)
 
     def _mark_tree(self, src: str, dst: str) -> None:
@@ -233,6 +253,7 @@ class Planner:
         while (
             parent not in stops
             and parent != os.path.dirname(parent)
+            and not os.path.ismount(parent)
             and parent not in self.new_final
             and self.own.old_claims(parent)
             and not self.own.others_inside(parent)
@@ -276,7 +297,8 @@ class Planner:
                     code.append(step)
         # Never climb to a destination or anything above one.
         stops: set[str] = set()
-        for top_dir in [d for _, d in roots] + list(extra_stops):
+        recorded = [r for dist in self.own.old for r in dist.roots]
+        for top_dir in [d for _, d in roots] + list(extra_stops) + recorded:
             current = os.path.normpath(top_dir)
             while current not in stops:
                 stops.add(current)
@@ -287,7 +309,8 @@ class Planner:
                 continue
             if self.own.other_owners(path):
                 continue  # never delete what another distribution still lists
-            top = self._removal_top(path, stops)
+            link = _link_above(path, stops)
+            top = link if link is not None else self._removal_top(path, stops)
             if top in removals or top in self.new_final:
                 continue
             kind, count = _kind(top)
@@ -323,6 +346,21 @@ class BackupNamer:
     def __call__(self, path: str) -> str:
         self.n += 1
         return os.path.join(os.path.dirname(path), f"{PRIVATE_PREFIX}-{self.txid}-{self.n}.bak")
+
+
+def _link_above(path: str, stops: set[str]) -> str | None:
+    """The highest symlink between the stops and *path* (exclusive), if any.
+
+    A listed file reached through a link (a developer's checkout linked in
+    place of the package) is not ours to delete: only the link goes.
+    """
+    found = None
+    current = os.path.dirname(path)
+    while current not in stops and current != os.path.dirname(current):
+        if os.path.islink(current):
+            found = current
+        current = os.path.dirname(current)
+    return found
 
 
 def _same_fs(a: str, b: str) -> bool:

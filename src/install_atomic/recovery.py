@@ -71,8 +71,9 @@ def cleanup(journal: Journal) -> None:
     """Delete backups and staging directories, fsync what changed, then the journal."""
     parents = set()
     for step in journal.steps:
-        if step.backup and os.path.lexists(step.backup):
-            staging.remove_tree(step.backup)
+        for spare in (step.backup, step.aside):
+            if spare and os.path.lexists(spare):
+                staging.remove_tree(spare)
         parents.add(os.path.dirname(step.dest))
     for stage in journal.stages:
         staging.remove_tree(stage)
@@ -84,7 +85,17 @@ def cleanup(journal: Journal) -> None:
 
 
 def stray_stages(destination: str) -> list[str]:
-    """Staging directories in *destination* whose installer is gone."""
+    """Staging directories whose installer is gone: in *destination*, and in every
+    other destination such a dead installer recorded (its scripts, data, headers)."""
+    found = _dead_stages_in(destination)
+    others: list[str] = []
+    for stage in found:
+        for other in staging.recorded_destinations(stage):
+            others.extend(s for s in _dead_stages_in(other) if s not in found + others)
+    return found + others
+
+
+def _dead_stages_in(destination: str) -> list[str]:
     try:
         names = os.listdir(destination)
     except FileNotFoundError:

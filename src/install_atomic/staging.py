@@ -106,6 +106,27 @@ class Stage:
         remove_tree(self.path)
 
 
+#: In a primary staging directory: the other destinations its installer staged into.
+DESTINATIONS = ".install-atomic-destinations"
+
+
+def record_destination(primary_stage: str, destination: str) -> None:
+    """Note in *primary_stage* that its installer also stages into *destination*."""
+    with open(os.path.join(primary_stage, DESTINATIONS), "a", encoding="utf-8") as f:
+        f.write(destination + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def recorded_destinations(stage_path: str) -> list[str]:
+    """The destinations :func:`record_destination` noted in *stage_path*."""
+    try:
+        with open(os.path.join(stage_path, DESTINATIONS), encoding="utf-8") as f:
+            return [line.strip() for line in f if line.strip()]
+    except OSError:
+        return []
+
+
 def is_live(stage_path: str) -> bool:
     """True if the installer that created *stage_path* still holds its owner lock."""
     try:

@@ -28,10 +28,22 @@ def apply(step: Step) -> None:
     """Make the step's rename(s).  Each is atomic; see :mod:`install_atomic.primitives`."""
     if step.action == "add":
         primitives.rename_noreplace(step.source, step.dest)
+    elif step.action == "swap" and _is_dir(step.source) and _is_dir(step.dest):
+        # Bring the new directory next to the old one first: an exchange of two
+        # entries of one directory never needs write access to the old directory
+        # itself (moving a directory to another parent rewrites its '..').
+        primitives.rename_noreplace(step.source, step.backup)
+        if not primitives.exchange(step.backup, step.dest):
+            primitives.rename_noreplace(step.dest, step.aside)
+            os.rename(step.backup, step.dest)
     elif step.action == "swap":
         primitives.swap_into(step.source, step.dest, step.backup)
     else:
         primitives.rename_noreplace(step.dest, step.backup)
+
+
+def _is_dir(path: str) -> bool:
+    return os.path.isdir(path) and not os.path.islink(path)
 
 
 def is_done(step: Step) -> bool:
@@ -44,14 +56,14 @@ def is_done(step: Step) -> bool:
 def _where(step: Step, ident: tuple[int, int] | None) -> str | None:
     if ident is None:
         return None
-    for path in (step.dest, step.source, step.backup):
+    for path in (step.dest, step.source, step.backup, step.aside):
         if path and _id(path) == ident:
             return path
     return None
 
 
 def _free_spot(step: Step) -> str:
-    for path in (step.source, step.backup):
+    for path in (step.backup, step.aside, step.source):
         if path and not os.path.lexists(path):
             return path
     raise FileExistsError(f"no free place to move {step.dest} aside")

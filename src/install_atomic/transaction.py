@@ -29,6 +29,7 @@ as it was.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import sys
@@ -39,7 +40,7 @@ from types import TracebackType
 from typing import Callable
 
 from install_atomic import locking, recovery, staging, steps
-from install_atomic.errors import CommitError, ConflictError, InstallAtomicError
+from install_atomic.errors import CommitError, ConflictError, InstallAtomicError, StagingError
 from install_atomic.journal import Journal
 from install_atomic.ownership import Ownership, scan
 from install_atomic.plan import BackupNamer, Plan, Planner, Step
@@ -114,6 +115,10 @@ class Transaction:
         if destination not in self._stages:
             if not self.dry_run:
                 staging.ensure_destination(destination)
+                if destination != self.primary:
+                    # Written before the stage exists: whatever instant this process
+                    # dies at, recovery of the primary finds every stage it made.
+                    staging.record_destination(self.stage(self.primary), destination)
             self._stages[destination] = staging.Stage(destination, private=not self.dry_run)
         return self._stages[destination].path
 
@@ -161,10 +166,23 @@ class Transaction:
         if directory not in self._relocated:
             self._relocated[directory] = staging.Stage(directory)
         target = os.path.join(self._relocated[directory].path, os.path.basename(staged))
-        if os.path.isdir(staged) and not os.path.islink(staged):
-            shutil.copytree(staged, target, symlinks=True)
-        else:
-            shutil.copy2(staged, target, follow_symlinks=False)
+        try:
+            if os.path.isdir(staged) and not os.path.islink(staged):
+                shutil.copytree(staged, target, symlinks=True)
+            else:
+                shutil.copy2(staged, target, follow_symlinks=False)
+        except OSError as exc:  # shutil.Error too: it lists one error per file
+            if isinstance(exc, shutil.Error) and exc.args and exc.args[0]:
+                # "[Errno 28] No space left on device: 'src' -> 'dst'" -> the reason only
+                text = str(exc.args[0][0][2])
+                reason = re.sub(r"^\[Errno \d+\] ", "", text).split(": '", 1)[0]
+            else:
+                reason = exc.strerror or str(exc)
+            raise StagingError(
+                f"cannot copy the new version onto the filesystem mounted at {directory}:"
+                f" {reason}. Nothing was changed. Free space there and run the install again.",
+                directory,
+            ) from exc
         return target
 
     def _all_stages(self) -> list[staging.Stage]:
