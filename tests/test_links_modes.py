@@ -432,12 +432,15 @@ def test_modes_follow_umask(umask: int, make_venv: MakeVenv, tmp_path: Path) -> 
         header_rel,
     ]
     got, want = modes(atomic.root, rels), modes(stock.root, rels)
-    # install_atomic also writes bytecode and installed-files.txt (here: PYTHONDONTWRITEBYTECODE).
+    # install_atomic also writes bytecode, installed-files.txt and install-atomic-roots.txt
+    # (here: PYTHONDONTWRITEBYTECODE).
     extra = {rel: mode for rel, mode in got.items() if rel not in want}
     assert {rel: got[rel] for rel in want} == want
     assert extra, "no bytecode written?"
     for rel, mode in extra.items():
-        assert rel.endswith((".pyc", "/__pycache__", "installed-files.txt")), rel
+        assert rel.endswith(
+            (".pyc", "/__pycache__", "installed-files.txt", "install-atomic-roots.txt")
+        ), rel
         assert mode == (f"d{dirs_mode:04o}" if mode[0] == "d" else f"f{files_mode:04o}"), rel
     for rel, mode in got.items():
         if mode[0] == "d":
