@@ -231,7 +231,9 @@ def test_stray_staging_is_removed_only_when_its_owner_is_dead(
         assert os.path.isdir(dead) and os.path.isdir(live)
         assert staging.is_live(live) and not staging.is_live(dead)
         assert recovery.stray_stages(site) == [dead]
-        assert recovery.recover(site) == []
+        assert [(r.journal, r.outcome) for r in recovery.recover(site)] == [
+            (dead, "removed abandoned staging directory")
+        ]
         assert not os.path.exists(dead), "a dead installer's staging must be removed"
         assert os.path.isfile(os.path.join(live, "work.py")), "a live installer's staging kept"
         scenario.commit()  # a commit's own recovery keeps it too

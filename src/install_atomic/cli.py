@@ -106,10 +106,18 @@ def _uninstall(name: str, target: str, dry_run: bool, timeout: float) -> int:
 
 
 def _recover(destinations: list[str], timeout: float) -> int:
-    total = 0
+    installs = stages = 0
     for dest in destinations:
         for item in recovery.recover(dest, timeout):
-            total += 1
-            print(f"{dest}: {item.project}: {item.outcome}")
-    print(f"recovered {total} interrupted install(s)" if total else "nothing to recover")
+            if item.outcome == "removed abandoned staging directory":
+                stages += 1
+                print(f"{dest}: removed the abandoned staging directory {item.journal}")
+            else:
+                installs += 1
+                print(f"{dest}: {item.project}: {item.outcome}")
+    if installs or stages:
+        print(f"recovered {installs} interrupted install(s),"
+              f" removed {stages} abandoned staging director{'y' if stages == 1 else 'ies'}")
+    else:
+        print("nothing to recover")
     return 0

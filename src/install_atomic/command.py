@@ -136,26 +136,27 @@ class _AtomicInstallMixin:
         dist = self.distribution
         if getattr(dist, "dry_run", 0):
             dist.dry_run = 0  # build for real, into a throw-away staging directory
-        build_base = self._private_build_base()
         try:
             self._build_and_commit()
         finally:
-            if build_base is not None:
-                shutil.rmtree(build_base, ignore_errors=True)
+            if self._private_build is not None:
+                shutil.rmtree(self._private_build, ignore_errors=True)
 
-    def _private_build_base(self) -> str | None:
+    def _use_private_build(self) -> None:
         """Build into a fresh directory, so that files left in ``build/`` by another
         version of the project cannot sneak into this one (exact downgrades).  Not
-        with ``--skip-build`` or when the user chose build directories."""
+        with ``--skip-build`` or when the user chose build directories.  Called before
+        ``install.finalize_options``, which finalizes ``build``."""
+        self._private_build: str | None = None
         dist = self.distribution
         build = dist.get_command_obj("build")
         chosen = set(dist.get_option_dict("build")) & {
-            "build_base", "build_lib", "build_purelib", "build_platlib"
+            "build_base", "build_lib", "build_purelib", "build_platlib", "build_scripts"
         }
         if self.skip_build or chosen or build.finalized or dist.have_run.get("build"):
-            return None
-        build.build_base = tempfile.mkdtemp(prefix="install-atomic-build-")
-        return str(build.build_base)
+            return
+        self._private_build = tempfile.mkdtemp(prefix="install-atomic-build-")
+        build.build_base = self._private_build
 
     def _build_and_commit(self) -> None:
         dist = self.distribution
@@ -365,6 +366,7 @@ class install_atomic(_AtomicInstallMixin, _orig.install):  # noqa: N801 - setupt
         self._init_atomic_options()
 
     def finalize_options(self) -> None:
+        self._use_private_build()
         _orig.install.finalize_options(self)
         self._finalize_atomic_options()
 
@@ -389,6 +391,9 @@ class install(_AtomicInstallMixin, _setuptools_install):  # noqa: N801
         self._init_atomic_options()
 
     def finalize_options(self) -> None:
+        self._private_build = None
+        if self.warn_dir:  # not under a bdist_* command: see run()
+            self._use_private_build()
         _setuptools_install.finalize_options(self)
         self._finalize_atomic_options()
 

@@ -191,13 +191,54 @@ def fsync_path(path: StrPath) -> None:
         os.close(fd)
 
 
+#: Above this many entries, :func:`fsync_tree` flushes the whole filesystem with
+#: one ``syncfs`` instead of one ``fsync`` per file.
+SYNCFS_THRESHOLD = 200
+
+
+def _load_syncfs() -> Callable[[int], None] | None:
+    platform_name: str = sys.platform
+    if not platform_name.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    func: Any = getattr(libc, "syncfs", None)
+    if func is None:
+        return None
+    func.argtypes = [ctypes.c_int]
+    func.restype = ctypes.c_int
+
+    def call(fd: int) -> None:
+        if func(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+
+    return call
+
+
+_syncfs = _load_syncfs()
+
+
 def fsync_tree(root: StrPath) -> None:
-    """fsync every regular file and directory below *root*, then *root* itself.
+    """Make every file and directory below *root*, and *root* itself, durable.
 
     Run on a staged tree before it is renamed into place, so that a power
     loss after the rename cannot leave an entry whose data never reached the
-    disk.  Symlinks are not followed.
+    disk.  Small trees get one ``fsync`` per file and directory; trees of
+    more than :data:`SYNCFS_THRESHOLD` entries one ``syncfs`` of their
+    filesystem (Linux), which costs one flush instead of thousands.  Symlinks
+    are not followed.
     """
+    if _syncfs is not None:
+        count = 0
+        for _, dirnames, filenames in os.walk(root, followlinks=False):
+            count += len(dirnames) + len(filenames)
+            if count > SYNCFS_THRESHOLD:
+                fd = os.open(root, os.O_RDONLY)
+                try:
+                    _syncfs(fd)
+                finally:
+                    os.close(fd)
+                return
     for dirpath, _dirnames, filenames in os.walk(root, followlinks=False):
         for name in filenames:
             path = os.path.join(dirpath, name)

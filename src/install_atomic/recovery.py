@@ -27,7 +27,7 @@ from install_atomic.journal import Journal
 from install_atomic.plan import PRIVATE_PREFIX
 from install_atomic.primitives import fsync_path
 
-Outcome = Literal["rolled back", "rolled forward"]
+Outcome = Literal["rolled back", "rolled forward", "removed abandoned staging directory"]
 
 
 @dataclass
@@ -138,6 +138,7 @@ def recover_locked(destination: str) -> list[Recovered]:
     try:
         for stage in stray_stages(destination):
             staging.remove_tree(stage)
+            done.append(Recovered(stage, "(unknown)", "removed abandoned staging directory"))
         for name in os.listdir(destination) if os.path.isdir(destination) else ():
             if name.startswith(PRIVATE_PREFIX) and name.endswith(journal_mod.SUFFIX + ".tmp"):
                 os.unlink(os.path.join(destination, name))

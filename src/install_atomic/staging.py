@@ -28,7 +28,8 @@ from install_atomic.errors import DestinationError, StagingError
 
 PREFIX = ".install-atomic-"
 OWNER = ".install-atomic-owner"
-#: A staging directory without an owner file younger than this is presumed alive.
+#: A staging directory without an owner file nor a pid in its name, younger than
+#: this, is presumed alive.
 YOUNG_SECONDS = 30.0
 
 
@@ -64,7 +65,9 @@ class Stage:
         self.destination = os.path.abspath(destination)
         try:
             if private:
-                self.path = tempfile.mkdtemp(dir=self.destination, prefix=PREFIX)
+                # The pid in the name tells recovery whether a stage that has no owner
+                # file yet (its installer died right after mkdtemp) is abandoned.
+                self.path = tempfile.mkdtemp(dir=self.destination, prefix=f"{PREFIX}{os.getpid()}-")
             else:  # --dry-run: stage outside the destination, change nothing there
                 self.path = tempfile.mkdtemp(prefix=PREFIX)
         except OSError as exc:
@@ -127,12 +130,32 @@ def recorded_destinations(stage_path: str) -> list[str]:
         return []
 
 
+def _creator_pid(stage_path: str) -> int | None:
+    """The pid in a stage's name (``.install-atomic-<pid>-<random>``), if there is one."""
+    rest = os.path.basename(stage_path)[len(PREFIX):]
+    head, sep, _ = rest.partition("-")
+    return int(head) if sep and head.isdigit() else None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def is_live(stage_path: str) -> bool:
     """True if the installer that created *stage_path* still holds its owner lock."""
     try:
         fd = os.open(os.path.join(stage_path, OWNER), os.O_RDONLY)
     except OSError:
-        # Between mkdtemp and the owner file's creation a stage is young: leave it.
+        # Between mkdtemp and the owner file's creation: alive while its creator is.
+        pid = _creator_pid(stage_path)
+        if pid is not None:
+            return _pid_alive(pid)
         try:
             return time.time() - os.lstat(stage_path).st_mtime < YOUNG_SECONDS
         except OSError:

@@ -197,6 +197,21 @@ class Transaction:
                 self.log(f"would {line}")
             self.log(f"dry run: {len(plan.steps)} renames planned, nothing changed")
             return CommitResult(plan, dry_run=True)
+        if self.durable:
+            # The staged trees are private until the renames: make them durable before
+            # taking the lock, so that other installers (and uv) do not wait for it.
+            try:
+                for st in self._all_stages():
+                    fsync_tree(st.path)
+            except OSError as exc:
+                path = exc.filename or self.primary
+                raise CommitError(
+                    f"could not flush the staged files to disk: {exc.strerror} ({path})."
+                    " Nothing was changed; fix the cause and run the install again.",
+                    path,
+                    rolled_back=True,
+                ) from exc
+        synced = set(self._relocated)
         waited = time.monotonic()
         with locking.hold(self.lock_path, self.lock_timeout):
             started = time.monotonic()
@@ -204,8 +219,12 @@ class Transaction:
             for dest in {d for _, d in self.roots} - {self.primary}:
                 recovered += recovery.recover_locked(dest)
             for item in recovered:
-                self.warn(f"install_atomic: recovered an interrupted install of {item.project}:"
-                          f" {item.outcome} ({item.journal})")
+                if item.outcome == "removed abandoned staging directory":
+                    self.warn(f"install_atomic: removed an abandoned staging directory"
+                              f" ({item.journal})")
+                else:
+                    self.warn(f"install_atomic: recovered an interrupted install of"
+                              f" {item.project}: {item.outcome} ({item.journal})")
             plan = self.plan()
             self._report_conflicts(plan)
             journal = Journal(
@@ -217,9 +236,10 @@ class Transaction:
                 steps=plan.steps,
             )
             try:
-                if self.durable:
-                    for st in self._all_stages():
-                        fsync_tree(st.path)
+                if self.durable:  # copies made under the lock onto mounted filesystems
+                    for directory, st in self._relocated.items():
+                        if directory not in synced:
+                            fsync_tree(st.path)
                 journal.write()
             except OSError as exc:
                 try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
 from importlib.machinery import EXTENSION_SUFFIXES
 
@@ -129,24 +128,28 @@ def run_command(command: str, stage_lib: str, destination: str, timeout: float =
 
 def _run(cmd: object, stage_lib: str, destination: str, timeout: float, *, what: str,
          shell: bool, advice: str) -> None:
-    with tempfile.TemporaryDirectory(prefix="install-atomic-verify-") as cwd:
-        try:
-            proc = subprocess.run(
-                cmd,  # type: ignore[call-overload]
-                cwd=cwd,
-                env=environment(stage_lib, destination),
-                shell=shell,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise VerificationError(
-                f"{what} did not finish within {timeout:g}s; nothing was installed and the"
-                f" installed version is unchanged. {advice}",
-                stage_lib,
-            ) from exc
+    # An empty directory inside the staging directory: nothing there to import, and
+    # whatever a check leaves (a .pytest_cache, say) goes with the stage, even if this
+    # process is killed.
+    cwd = os.path.join(stage_lib, ".install-atomic-verify")
+    os.makedirs(cwd, exist_ok=True)
+    try:
+        proc = subprocess.run(
+            cmd,  # type: ignore[call-overload]
+            cwd=cwd,
+            env=environment(stage_lib, destination),
+            shell=shell,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise VerificationError(
+            f"{what} did not finish within {timeout:g}s; nothing was installed and the"
+            f" installed version is unchanged. {advice}",
+            stage_lib,
+        ) from exc
     if proc.returncode != 0:
         output = (proc.stdout + proc.stderr).strip()
         raise VerificationError(
