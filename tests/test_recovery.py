@@ -282,3 +282,24 @@ def test_recover_reports_a_journal_it_cannot_roll_back(scenario: Scenario) -> No
         recovery.recover(str(scenario.site))
     assert str(scenario.site / "demopkg") in str(info.value)
     assert journal_mod.find(str(scenario.site)) == journals
+
+
+@pytest.mark.parametrize("k", range(1, UPGRADE_STEPS))
+def test_recovering_another_destination_first_keeps_a_journaled_stage(
+    scenario: Scenario, tmp_path: Path, k: int
+) -> None:
+    """``recover <bin>`` before ``recover <site-packages>``: the interrupted commit's
+    staging directory and backups in bin (which hold the previous version's script after
+    an exchange) belong to the journal in site-packages; only resolving it may touch them."""
+    old, _new = trees(scenario, tmp_path)
+    child = run_crashing_commit(scenario, k, tmp_path)
+    assert child.returncode == 137, child.stderr
+    in_bin = sorted(p.name for p in scenario.bin.iterdir() if p.name.startswith(".install-atomic"))
+    assert in_bin, "the commit staged into bin"
+    assert recovery.stray_stages(str(scenario.bin)) == []
+    assert recovery.recover(str(scenario.bin)) == []
+    still = sorted(p.name for p in scenario.bin.iterdir() if p.name.startswith(".install-atomic"))
+    assert still == in_bin, "recover <bin> removed what the site-packages journal needs"
+    (done,) = recovery.recover(str(scenario.site))
+    assert done.outcome == "rolled back"
+    assert_tree(scenario, old, f"after recovering bin first, then site-packages (step {k})")

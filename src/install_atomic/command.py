@@ -26,7 +26,7 @@ import setuptools  # noqa: F401
 
 # isort: split
 import distutils.command.install as _orig
-from distutils.errors import DistutilsError, DistutilsOptionError
+from distutils.errors import DistutilsError, DistutilsFileError, DistutilsOptionError
 from distutils.util import change_root
 
 from setuptools.command.install import install as _setuptools_install
@@ -216,6 +216,12 @@ class _AtomicInstallMixin:
                     f"install_atomic: staging the new version failed: {exc.strerror} ({where})."
                     " Nothing was changed in the destination. Free space or fix permissions"
                     " on that filesystem, then run the install again."
+                ) from exc
+            except DistutilsFileError as exc:  # setuptools' own "could not write to ..."
+                raise DistutilsError(
+                    f"install_atomic: staging the new version failed: {exc}. Nothing was"
+                    " changed in the destination. Free space or fix permissions on that"
+                    " filesystem, then run the install again."
                 ) from exc
             finally:
                 setattr(dist, _ACTIVE, False)

@@ -100,25 +100,38 @@ def _dead_stages_in(destination: str) -> list[str]:
         names = os.listdir(destination)
     except FileNotFoundError:
         return []
-    journaled: set[str] = set()
-    for path in journal_mod.find(destination):
-        try:
-            journaled.update(journal_mod.load(path).stages)
-        except (OSError, ValueError, KeyError):
-            continue
     out = []
     for name in sorted(names):
         path = os.path.join(destination, name)
         if (
             name.startswith(staging.PREFIX)
-            and not name.endswith(journal_mod.SUFFIX)
+            # Backups and journals belong to a journal: only resolving it may touch them.
+            and not name.endswith((journal_mod.SUFFIX, ".bak", ".bak-old", ".tmp"))
             and os.path.isdir(path)
             and not os.path.islink(path)
-            and path not in journaled
+            and not _journaled(path, destination)
             and not staging.is_live(path)
         ):
             out.append(path)
     return out
+
+
+def _journaled(stage: str, destination: str) -> bool:
+    """True if a journal (in *destination*, or in the primary destination the stage
+    names) lists *stage*: then only resolving that journal may remove it, since after
+    an exchange it holds the previous version."""
+    places = {destination}
+    primary = staging.recorded_primary(stage)
+    if primary:
+        places.add(primary)
+    for place in places:
+        for path in journal_mod.find(place):
+            try:
+                if stage in journal_mod.load(path).stages:
+                    return True
+            except (OSError, ValueError, KeyError):
+                return True  # unreadable: keep everything until it is dealt with
+    return False
 
 
 def recover_locked(destination: str) -> list[Recovered]:
@@ -174,7 +187,14 @@ def status(destination: str) -> list[Status]:
     for path in journal_mod.find(destination):
         if path.endswith(".tmp"):
             continue
-        journal = journal_mod.load(path)
+        try:
+            journal = journal_mod.load(path)
+        except (OSError, ValueError, KeyError) as exc:
+            raise RecoveryError(
+                f"cannot read the journal {path}: {exc}. Move it aside only if you know the"
+                " install it describes is complete; otherwise report it.",
+                path,
+            ) from exc
         done = sum(1 for s in journal.steps if steps.is_done(s))
         out.append(
             Status(path, journal.project, journal.pid, len(journal.steps), done,

@@ -121,6 +121,24 @@ def record_destination(primary_stage: str, destination: str) -> None:
         os.fsync(f.fileno())
 
 
+#: In a secondary staging directory: the primary destination, where its journal goes.
+PRIMARY = ".install-atomic-primary"
+
+
+def record_primary(stage_path: str, primary: str) -> None:
+    """Note in a secondary staging directory which destination holds its journal."""
+    with open(os.path.join(stage_path, PRIMARY), "w", encoding="utf-8") as f:
+        f.write(primary + "\n")
+
+
+def recorded_primary(stage_path: str) -> str | None:
+    try:
+        with open(os.path.join(stage_path, PRIMARY), encoding="utf-8") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
 def recorded_destinations(stage_path: str) -> list[str]:
     """The destinations :func:`record_destination` noted in *stage_path*."""
     try:

@@ -15,7 +15,8 @@ directories and runs in parallel with other installers.  ``commit`` then:
    any transaction a crashed installer left (:mod:`install_atomic.recovery`);
 2. reads ownership and computes the plan (:mod:`install_atomic.plan`);
    with ``strict``, refuses on a conflict before anything changes;
-3. fsyncs the staged trees, writes and fsyncs the journal;
+3. writes and fsyncs the journal (the staged trees were made durable before
+   the lock was taken: one ``fsync`` per entry, or one ``syncfs``);
 4. makes the renames in plan order; on any error undoes those made, in
    reverse, and raises :class:`~install_atomic.errors.CommitError`;
 5. fsyncs the changed directories, deletes backups, staging directories
@@ -119,7 +120,10 @@ class Transaction:
                     # Written before the stage exists: whatever instant this process
                     # dies at, recovery of the primary finds every stage it made.
                     staging.record_destination(self.stage(self.primary), destination)
-            self._stages[destination] = staging.Stage(destination, private=not self.dry_run)
+            stage = staging.Stage(destination, private=not self.dry_run)
+            self._stages[destination] = stage
+            if destination != self.primary and not self.dry_run:
+                staging.record_primary(stage.path, self.primary)
         return self._stages[destination].path
 
     @property
