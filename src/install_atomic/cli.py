@@ -19,7 +19,7 @@ import sys
 import sysconfig
 from collections.abc import Sequence
 
-from install_atomic import __version__, recovery
+from install_atomic import __version__, recovery, staging
 from install_atomic.errors import InstallAtomicError
 from install_atomic.locking import environment_root
 from install_atomic.ownership import canonical_name, scan
@@ -115,6 +115,8 @@ def _recover(destinations: list[str], timeout: float) -> int:
             else:
                 installs += 1
                 print(f"{dest}: {item.project}: {item.outcome}")
+    for path in staging.sweep_build_dirs():
+        print(f"removed the build directory of a killed installer: {path}", file=sys.stderr)
     if installs or stages:
         print(f"recovered {installs} interrupted install(s),"
               f" removed {stages} abandoned staging director{'y' if stages == 1 else 'ies'}")

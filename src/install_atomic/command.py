@@ -33,7 +33,7 @@ from setuptools.command.install import install as _setuptools_install
 from setuptools.command.install_egg_info import install_egg_info as _stock_install_egg_info
 from setuptools.command.install_lib import install_lib as _stock_install_lib
 
-from install_atomic import bytecode, verify
+from install_atomic import bytecode, staging, verify
 from install_atomic.errors import InstallAtomicError
 from install_atomic.ownership import ROOTS_FILE
 from install_atomic.plan import check_inside
@@ -155,7 +155,8 @@ class _AtomicInstallMixin:
         }
         if self.skip_build or chosen or build.finalized or dist.have_run.get("build"):
             return
-        self._private_build = tempfile.mkdtemp(prefix="install-atomic-build-")
+        staging.sweep_build_dirs()  # those of installers killed while building
+        self._private_build = tempfile.mkdtemp(prefix=staging.build_dir_prefix())
         build.build_base = self._private_build
 
     def _build_and_commit(self) -> None:

@@ -165,6 +165,34 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+BUILD_PREFIX = "install-atomic-build-"
+
+
+def build_dir_prefix() -> str:
+    """Prefix of this process's private build directory in the system temp dir."""
+    return f"{BUILD_PREFIX}{os.getpid()}-"
+
+
+def sweep_build_dirs() -> list[str]:
+    """Remove private build directories (system temp dir) of installers that are gone."""
+    removed: list[str] = []
+    tmp = tempfile.gettempdir()
+    try:
+        names = os.listdir(tmp)
+    except OSError:
+        return removed
+    for name in names:
+        head, sep, _ = name[len(BUILD_PREFIX):].partition("-")
+        if name.startswith(BUILD_PREFIX) and sep and head.isdigit() and not _pid_alive(int(head)):
+            path = os.path.join(tmp, name)
+            try:
+                remove_tree(path)
+            except OSError:
+                continue
+            removed.append(path)
+    return removed
+
+
 def is_live(stage_path: str) -> bool:
     """True if the installer that created *stage_path* still holds its owner lock."""
     try:
