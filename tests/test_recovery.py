@@ -303,3 +303,22 @@ def test_recovering_another_destination_first_keeps_a_journaled_stage(
     (done,) = recovery.recover(str(scenario.site))
     assert done.outcome == "rolled back"
     assert_tree(scenario, old, f"after recovering bin first, then site-packages (step {k})")
+
+
+def test_ownerless_staging_is_judged_by_the_pid_in_its_name(scenario: Scenario) -> None:
+    """An installer killed between mkdtemp and its owner lock leaves a stage with no owner
+    file: gone at once if the pid in its name is dead, kept while that process lives."""
+    old = scenario.build()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    abandoned = scenario.site / f"{staging.PREFIX}{int(dead.stdout)}-k1ll3d"
+    abandoned.mkdir()
+    mine = scenario.site / f"{staging.PREFIX}{os.getpid()}-al1ve"
+    mine.mkdir()
+    assert [(r.journal, r.outcome) for r in recovery.recover(str(scenario.site))] == [
+        (str(abandoned), "removed abandoned staging directory")
+    ]
+    assert not abandoned.exists(), "its creator is dead: no need to wait 30 s"
+    assert mine.is_dir(), "its creator (this process) lives"
+    mine.rmdir()
+    assert digest(scenario.prefix) == old
