@@ -418,3 +418,32 @@ def test_other_neighbours_are_untouched(tmp_path: Path) -> None:
     scenario.commit()
     assert {r: v for r, v in digest(scenario.site).items() if r.startswith("other")} == other
     assert {rel: os.lstat(scenario.site / rel).st_ino for rel in other} == inodes
+
+
+def test_exdev_on_a_directory_says_overlayfs_and_restores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A directory of a read-only image layer (overlayfs) cannot be renamed at all: the
+    kernel answers EXDEV.  The commit is undone and the message says what to do."""
+    import errno
+
+    from install_atomic import primitives
+    from install_atomic.errors import CommitError
+
+    scenario = upgrade_scenario(tmp_path / "env")
+    before = scenario.build()
+    real = primitives._renameat2
+    assert real is not None
+
+    def overlay(old: str, new: str, flags: int) -> None:
+        if flags == primitives.RENAME_EXCHANGE and os.path.isdir(new):
+            raise OSError(errno.EXDEV, os.strerror(errno.EXDEV), old, None, new)
+        real(old, new, flags)
+
+    monkeypatch.setattr(primitives, "_renameat2", overlay)
+    with pytest.raises(CommitError) as info:
+        scenario.commit()
+    assert info.value.rolled_back is True
+    assert "overlayfs" in str(info.value) and str(scenario.site) in str(info.value)
+    assert digest(scenario.prefix) == before
+    assert leftovers(scenario.prefix) == []

@@ -29,6 +29,7 @@ as it was.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import secrets
@@ -335,10 +336,17 @@ class Transaction:
                 rolled_back=False,
             ) from exc
         path = exc.filename or failed.dest
+        advice = "fix the cause and run the install again."
+        if exc.errno == errno.EXDEV:
+            advice = (
+                "the directory cannot be renamed in place: it most likely comes from a"
+                " read-only image layer (overlayfs), where no rename of it, atomic or not, is"
+                " possible. Install into a fresh virtual environment or rebuild the image layer"
+                " instead."
+            )
         raise CommitError(
             f"could not {failed.action} {failed.dest}: {exc.strerror} ({path}). The previous"
-            " version was restored and nothing else changed; fix the cause and run the install"
-            " again.",
+            f" version was restored and nothing else changed; {advice}",
             path,
             rolled_back=True,
         ) from exc
