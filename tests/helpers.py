@@ -453,3 +453,17 @@ class MakeVenv(Protocol):
         name: str | None = None,
         require_install_atomic: bool = True,
     ) -> Venv: ...
+
+
+def leftovers(*roots: StrPath) -> list[str]:
+    """Every entry named ``.install-atomic*`` (stages, backups, journals) below *roots*,
+    sorted: after a success or a failure there must be none."""
+    found: list[str] = []
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            found += [
+                os.path.join(dirpath, n)
+                for n in dirnames + filenames
+                if n.startswith(".install-atomic")
+            ]
+    return sorted(found)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import MakeVenv, StrPath, Venv, make_project, run, tree_digest
+from helpers import MakeVenv, StrPath, Venv, leftovers, make_project, run, tree_digest
 
 pytestmark = pytest.mark.slow
 
@@ -83,15 +83,6 @@ def setup_py(
     return proc
 
 
-def leftovers(*roots: Path) -> list[str]:
-    """Every entry named ``.install-atomic*`` below *roots*."""
-    found = []
-    for root in roots:
-        for dirpath, dirnames, filenames in os.walk(root):
-            found += [
-                os.path.join(dirpath, n) for n in dirnames + filenames if n.startswith(PRIVATE)
-            ]
-    return sorted(found)
 
 
 def files_under(*roots: Path, skip_lock: bool = True) -> set[Path]:

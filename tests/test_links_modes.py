@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import MakeVenv, Venv, make_project, run, tree_digest
+from helpers import MakeVenv, Venv, leftovers, make_project, run, tree_digest
 from install_atomic.transaction import Transaction
 
 PY = f"py{sys.version_info[0]}.{sys.version_info[1]}"
@@ -44,15 +44,6 @@ class Link:
 Entries = Mapping[str, "bytes | Link"]
 
 
-def leftovers(root: Path) -> list[str]:
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        found += [
-            os.path.join(dirpath, n)
-            for n in dirnames + filenames
-            if n.startswith(".install-atomic")
-        ]
-    return found
 
 
 def egg_info_name(name: str, version: str) -> str:

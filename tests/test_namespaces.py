@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import MakeVenv, Venv, clean_env, make_project, tree_digest
+from helpers import MakeVenv, Venv, clean_env, leftovers, make_project, tree_digest
 from install_atomic.ownership import canonical_name, scan
 
 pytestmark = pytest.mark.slow
@@ -100,14 +100,6 @@ def listed_digest(site: Path, name: str) -> dict[str, str]:
     return {path: (_sha256(path) if os.path.isfile(path) else "MISSING") for path in sorted(files)}
 
 
-def leftovers(root: Path) -> list[str]:
-    """Private install-atomic entries (stages, backups, journals) anywhere below *root*."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            if name.startswith(".install-atomic"):
-                found.append(os.path.join(dirpath, name))
-    return found
 
 
 def pyc_of(source: Path) -> str:

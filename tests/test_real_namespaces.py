@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import MakeVenv, Venv, run
+from helpers import MakeVenv, Venv, leftovers, run
 from install_atomic.ownership import canonical_name, scan
 
 pytestmark = pytest.mark.slow
@@ -130,15 +130,6 @@ def version_of(venv: Venv, name: str) -> str:
     return venv.run("-c", code).stdout.strip()
 
 
-def leftovers(root: Path) -> list[str]:
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        found += [
-            os.path.join(dirpath, n)
-            for n in dirnames + filenames
-            if n.startswith(".install-atomic")
-        ]
-    return found
 
 
 def conflict_warnings(output: str) -> list[str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import MakeVenv, Venv, make_project, run, tree_digest
+from helpers import MakeVenv, Venv, leftovers, make_project, run, tree_digest
 from install_atomic.ownership import scan
 
 pytestmark = pytest.mark.slow
@@ -85,13 +85,6 @@ def uninstall(venv: Venv, lib: Path) -> None:
     assert "uninstalled demo-scripts" in proc.stdout
 
 
-def leftovers(*roots: Path) -> list[str]:
-    found = []
-    for root in roots:
-        for dirpath, dirnames, filenames in os.walk(root):
-            names = dirnames + filenames
-            found += [os.path.join(dirpath, n) for n in names if n.startswith(".install-atomic")]
-    return found
 
 
 def listed_files(lib: Path) -> set[str]:
