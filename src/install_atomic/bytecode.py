@@ -87,14 +87,3 @@ class _Private:
         rel = os.path.relpath(path, self.stage)
         return any(part.startswith(".install-atomic") for part in rel.split(os.sep))
 
-
-def pyc_paths(source: str, optimize: Sequence[int] = (0,)) -> list[str]:
-    """The pyc files :func:`compile_tree` writes for *source*."""
-    import importlib.util
-
-    out = []
-    for level in sorted(set(optimize)) or [0]:
-        out.append(
-            importlib.util.cache_from_source(source, optimization="" if level == 0 else level)
-        )
-    return out

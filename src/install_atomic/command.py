@@ -211,16 +211,14 @@ class _AtomicInstallMixin:
                 self._check_staged(txn, names)
                 for name in names:
                     self.run_command(name)  # type: ignore[attr-defined]
-            except OSError as exc:
-                where = exc.filename or final["lib"]
+            except (OSError, DistutilsFileError) as exc:  # DistutilsFileError: "could not write"
+                reason = (
+                    f"{exc.strerror} ({exc.filename or final['lib']})"
+                    if isinstance(exc, OSError)
+                    else str(exc)
+                )
                 raise DistutilsError(
-                    f"install_atomic: staging the new version failed: {exc.strerror} ({where})."
-                    " Nothing was changed in the destination. Free space or fix permissions"
-                    " on that filesystem, then run the install again."
-                ) from exc
-            except DistutilsFileError as exc:  # setuptools' own "could not write to ..."
-                raise DistutilsError(
-                    f"install_atomic: staging the new version failed: {exc}. Nothing was"
+                    f"install_atomic: staging the new version failed: {reason}. Nothing was"
                     " changed in the destination. Free space or fix permissions on that"
                     " filesystem, then run the install again."
                 ) from exc
@@ -292,11 +290,7 @@ class _AtomicInstallMixin:
     def _stage_if(self, txn: Transaction, destination: str, needed: bool) -> str:
         if needed:
             return txn.stage(destination)
-        return os.path.join(txn.stage(self._lib_final(txn)), UNUSED)
-
-    @staticmethod
-    def _lib_final(txn: Transaction) -> str:
-        return txn.primary
+        return os.path.join(txn.stage(txn.primary), UNUSED)
 
     def _stage_absolute_data_files(self, txn: Transaction, root: str | None) -> None:
         """Point absolute ``data_files`` directories at staging directories of their own."""

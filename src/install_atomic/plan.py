@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from install_atomic.errors import ConflictError, UnsafePathError
-from install_atomic.ownership import InstalledDistribution, Ownership, is_metadata_name
+from install_atomic.ownership import Ownership, is_metadata_name
+from install_atomic.primitives import is_real_dir, same_device
 
 Action = Literal["add", "swap", "remove"]
 PRIVATE_PREFIX = ".install-atomic"
@@ -123,10 +124,6 @@ def _kind(path: str) -> tuple[str, int]:
     return "file", 1
 
 
-def _is_real_dir(path: str) -> bool:
-    return os.path.isdir(path) and not os.path.islink(path)
-
-
 def check_inside(path: str, root: str) -> None:
     """Refuse a path that would land outside *root* (``..``, absolute, or via a symlink)."""
     norm = os.path.normpath(os.path.abspath(path))
@@ -169,7 +166,7 @@ class Planner:
             src = os.path.join(stage, name)
             dst = os.path.join(dest, name)
             self.new_final.add(dst)
-            if self.relocate is not None and os.path.isdir(dest) and not _same_fs(src, dest):
+            if self.relocate is not None and os.path.isdir(dest) and not same_device(src, dest):
                 # A mount point inside the destination: a rename would fail with EXDEV.
                 self._mark_tree(src, dst)
                 src = self.relocate(src, dest)
@@ -179,7 +176,7 @@ class Planner:
                 out.append(Step("add", dst, src, kind=kind, count=count, new_id=entry_id(src)))
                 continue
             if (
-                _is_real_dir(src)
+                is_real_dir(src)
                 and os.path.islink(dst)
                 and os.path.isdir(dst)
                 and (self.own.others_inside(dst) or self.own.is_namespace(dst))
@@ -193,7 +190,7 @@ class Planner:
                     " uninstall the others first.",
                     dst,
                 )
-            if _is_real_dir(src) and _is_real_dir(dst) and not self._swappable(dst):
+            if is_real_dir(src) and is_real_dir(dst) and not self._swappable(dst):
                 if self.own.other_owners(dst):
                     conflicts.append(Conflict(dst, [d.name for d in self.own.other_owners(dst)]))
                 self._walk(src, dst, out, conflicts)
@@ -236,7 +233,7 @@ class Planner:
         return os.path.dirname(dst) == self.primary or self._holds_only_old(dst)
 
     def _mark_tree(self, src: str, dst: str) -> None:
-        if not _is_real_dir(src):
+        if not is_real_dir(src):
             return
         for dirpath, dirnames, filenames in os.walk(src):
             rel = os.path.relpath(dirpath, src)
@@ -363,16 +360,9 @@ def _link_above(path: str, stops: set[str]) -> str | None:
     return found
 
 
-def _same_fs(a: str, b: str) -> bool:
-    return os.lstat(a).st_dev == os.lstat(b).st_dev
-
-
 def _identical(a: str, b: str) -> bool:
     try:
         return os.path.isfile(a) and os.path.isfile(b) and filecmp.cmp(a, b, shallow=False)
     except OSError:
         return False
 
-
-def old_versions(ownership: Ownership) -> list[InstalledDistribution]:
-    return list(ownership.old)

@@ -247,6 +247,11 @@ def fsync_tree(root: StrPath) -> None:
         fsync_path(dirpath)
 
 
+def is_real_dir(path: StrPath) -> bool:
+    """A directory, not a symlink to one: only those are swapped or merged into."""
+    return os.path.isdir(path) and not os.path.islink(path)
+
+
 def same_device(a: StrPath, b: StrPath) -> bool:
     """True when *a* and *b* are on one filesystem: a rename between them cannot fail with EXDEV."""
     return os.lstat(a).st_dev == os.lstat(b).st_dev

@@ -25,6 +25,7 @@ import time
 from typing import Any, Callable
 
 from install_atomic.errors import DestinationError, StagingError
+from install_atomic.primitives import same_device
 
 PREFIX = ".install-atomic-"
 OWNER = ".install-atomic-owner"
@@ -91,7 +92,7 @@ class Stage:
                 " Make the destination writable, or free space on its filesystem.",
                 self.path,
             ) from exc
-        if private and os.lstat(self.path).st_dev != os.lstat(self.destination).st_dev:
+        if private and not same_device(self.path, self.destination):
             self.remove()
             raise StagingError(
                 f"staging directory for {self.destination} is on another filesystem;"

@@ -28,7 +28,11 @@ def apply(step: Step) -> None:
     """Make the step's rename(s).  Each is atomic; see :mod:`install_atomic.primitives`."""
     if step.action == "add":
         primitives.rename_noreplace(step.source, step.dest)
-    elif step.action == "swap" and _is_dir(step.source) and _is_dir(step.dest):
+    elif (
+        step.action == "swap"
+        and primitives.is_real_dir(step.source)
+        and primitives.is_real_dir(step.dest)
+    ):
         # Bring the new directory next to the old one first: an exchange of two
         # entries of one directory never needs write access to the old directory
         # itself (moving a directory to another parent rewrites its '..').
@@ -40,10 +44,6 @@ def apply(step: Step) -> None:
         primitives.swap_into(step.source, step.dest, step.backup)
     else:
         primitives.rename_noreplace(step.dest, step.backup)
-
-
-def _is_dir(path: str) -> bool:
-    return os.path.isdir(path) and not os.path.islink(path)
 
 
 def is_done(step: Step) -> bool:

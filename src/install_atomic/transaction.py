@@ -302,32 +302,32 @@ class Transaction:
         for step in plan_steps:
             try:
                 steps.apply(step)
-            except OSError as exc:
+            except BaseException as exc:  # OSError, and Ctrl-C between two renames
                 done.append(step)
                 self._rollback(done, journal, exc, step)
-            except BaseException:
-                done.append(step)
-                try:
-                    for undone in reversed(done):
-                        steps.undo(undone)
-                    for st in self._all_stages():
-                        st.release()
-                    recovery.cleanup(journal)
-                except BaseException:
-                    self._journal_kept = True
                 raise
             done.append(step)
         return time.perf_counter() - first
 
-    def _rollback(self, done: list[Step], journal: Journal, exc: OSError, failed: Step) -> None:
+    def _rollback(
+        self, done: list[Step], journal: Journal, exc: BaseException, failed: Step
+    ) -> None:
+        """Undo *done* in reverse after *exc*, then drop the staging and the journal.
+
+        For an OSError, raises :class:`CommitError`; for anything else (an interrupt)
+        returns, and the caller re-raises it.  If undoing fails, the staging
+        directories and the journal are kept for ``recover``.
+        """
         try:
             for step in reversed(done):
                 steps.undo(step)
             for st in self._all_stages():
                 st.release()
             recovery.cleanup(journal)
-        except OSError as undo_exc:
+        except BaseException as undo_exc:
             self._journal_kept = True
+            if not isinstance(exc, OSError):
+                return
             raise CommitError(
                 f"installing {failed.dest} failed ({exc.strerror}), and undoing the install"
                 f" failed too ({undo_exc}). The journal {journal.path} is kept: fix the cause"
@@ -335,6 +335,8 @@ class Transaction:
                 failed.dest,
                 rolled_back=False,
             ) from exc
+        if not isinstance(exc, OSError):
+            return
         path = exc.filename or failed.dest
         advice = "fix the cause and run the install again."
         if exc.errno == errno.EXDEV:
