@@ -22,7 +22,7 @@ is reported with its ratio to the median of ``setup.py install --force``:
 * ``install_atomic --no-fsync``
 * ``install_atomic --pyc-mode timestamp``
 
-Then parallel byte-compilation: ``install_atomic.bytecode.compile_tree`` of a
+Then parallel byte-compilation: ``install_atomic.checks.bytecode.compile_tree`` of a
 copy of the package's sources with ``workers=0`` (every core, here 2) and
 ``workers=1``, ``__pycache__`` removed before each run, median of three.
 
@@ -57,7 +57,7 @@ VARIANTS: dict[str, list[str]] = {
 
 COMPILE = r'''
 import json, os, shutil, sys, time
-from install_atomic.bytecode import compile_tree
+from install_atomic.checks.bytecode import compile_tree
 
 tree, final, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
 

@@ -61,7 +61,7 @@ DONE = "install_atomic: installed"
 
 TIMED = r'''
 import runpy, sys, time
-from install_atomic.transaction import Transaction
+from install_atomic.engine.transaction import Transaction
 
 orig = Transaction.commit
 

@@ -3,7 +3,7 @@
 For packages of 10, 1,000 and 10,000 ``.py`` files (``swpkg/``, in
 subpackages of at most 100 files) in two versions, three measurements:
 
-* **engine**: :class:`install_atomic.transaction.Transaction` used directly
+* **engine**: :class:`install_atomic.engine.transaction.Transaction` used directly
   (stage the package and an ``.egg-info``, commit); ``CommitResult.swap_seconds``
   is the time from the first rename of the commit to the last (the package
   directory is swapped, the new ``.egg-info`` added, the old one removed).
@@ -40,7 +40,7 @@ VERSIONS = ("1.0", "2.0")
 
 ENGINE = r'''
 import json, os, sys, time
-from install_atomic.transaction import Transaction
+from install_atomic.engine.transaction import Transaction
 
 site, n_files, reps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 
@@ -115,8 +115,8 @@ wrap(build, "build")
 wrap(install, "install")
 wrap(install_lib, "install_lib")
 try:
-    from install_atomic.command import install_atomic
-    from install_atomic.transaction import Transaction
+    from install_atomic.frontends.setuptools_command import install_atomic
+    from install_atomic.engine.transaction import Transaction
     wrap(install_atomic, "install_atomic")
     orig_commit = Transaction.commit
 

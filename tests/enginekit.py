@@ -41,8 +41,8 @@ from typing import Any, Callable, Literal, Union
 
 import pytest
 
-from install_atomic import primitives
-from install_atomic.transaction import CommitResult, Transaction
+from install_atomic.engine import primitives
+from install_atomic.engine.transaction import CommitResult, Transaction
 
 StrPath = Union[str, "os.PathLike[str]"]
 Kind = Literal["dist-info", "egg-info"]
@@ -414,7 +414,7 @@ def in_child(body: Callable[[], None]) -> int:
 def exit_after_steps(k: int) -> None:
     """In a child: make ``steps.apply`` kill the process right after the *k*-th step
     (before the first one for 0)."""
-    from install_atomic import steps
+    from install_atomic.engine import steps
 
     real = steps.apply
     made = [0]
@@ -451,7 +451,7 @@ CRASH_DRIVER = textwrap.dedent(
     """
     import json, os, sys
     sys.path[:0] = [{src!r}, {tests!r}]
-    from install_atomic import steps
+    from install_atomic.engine import steps
     from enginekit import Scenario, stage_version
 
     scenario = Scenario.from_json(json.loads(sys.argv[1]))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from helpers import MakeVenv, make_project
-from install_atomic import staging
+from install_atomic.engine import staging
 from test_command import setup_py
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from install_atomic import bytecode
+from install_atomic.checks import bytecode
 
 
 def _write_tree(stage: Path) -> None:

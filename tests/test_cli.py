@@ -42,7 +42,7 @@ def crash_during(venv: Venv, project: Path, hook: str) -> int:
     or ``"commit"`` (after the first rename of the commit: a journal).  Returns its pid."""
     if hook == "commit":
         patch = (
-            "from install_atomic import steps\n"
+            "from install_atomic.engine import steps\n"
             "real = steps.apply\n"
             "def apply(step):\n"
             "    real(step)\n"
@@ -51,7 +51,7 @@ def crash_during(venv: Venv, project: Path, hook: str) -> int:
         )
     else:
         patch = (
-            "from install_atomic import verify\n"
+            "from install_atomic.checks import verify\n"
             "def check_imports(*args, **kwargs):\n"
             "    os._exit(9)\n"
             "verify.check_imports = check_imports\n"

@@ -2,10 +2,11 @@
 
 Every installer here is a real process in a real venv (``make_venv``).  Where a kill must land
 at an exact instant, the installer runs with a ``sitecustomize`` shim on ``PYTHONPATH``
-(:data:`SHIM_SOURCE`): it wraps ``install_atomic.locking.hold``, ``install_atomic.steps.apply``
-and the journal's write and removal, logs each point it passes to an events file, and
-``SIGKILL``s its own process, or pauses until a file appears, at a chosen point.  The shim
-changes no behaviour: without a kill or pause point it only logs.  Points, in commit order:
+(:data:`SHIM_SOURCE`): it wraps ``install_atomic.engine.locking.hold``,
+``install_atomic.engine.steps.apply`` and the journal's write and removal, logs each point it
+passes to an events file, and ``SIGKILL``s its own process, or pauses until a file appears,
+at a chosen point.  The shim changes no behaviour: without a kill or pause point it only
+logs.  Points, in commit order:
 
 * ``lock-wait``: about to take the destination lock (build, staging and verify are done);
 * ``locked``: the lock is held (``unlocking`` / ``unlocked`` when it is let go);
@@ -64,9 +65,9 @@ if _EVENTS or _KILL or _PAUSE:
     import time
     from contextlib import contextmanager, suppress
 
-    from install_atomic import journal as _journal
-    from install_atomic import locking as _locking
-    from install_atomic import steps as _steps
+    from install_atomic.engine import journal as _journal
+    from install_atomic.engine import locking as _locking
+    from install_atomic.engine import steps as _steps
 
     def _event(what):
         if not _EVENTS:

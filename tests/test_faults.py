@@ -54,10 +54,10 @@ from enginekit import (
     without_private,
     write_tree,
 )
-from install_atomic import journal as journal_mod
-from install_atomic import primitives, recovery
+from install_atomic.engine import journal as journal_mod
+from install_atomic.engine import primitives, recovery
+from install_atomic.engine.transaction import Transaction
 from install_atomic.errors import CommitError, InstallAtomicError
-from install_atomic.transaction import Transaction
 
 Mode = Literal["exchange", "renames"]
 MODES: tuple[Mode, ...] = ("exchange", "renames")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from install_atomic.verify import importable_names
+from install_atomic.checks.verify import importable_names
 
 
 def test_modules_packages_extensions_and_namespaces(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """Symlinks and permission bits through an atomic install.
 
 * setuptools' build copies dereference symlinks, so symlinks inside a package are checked
-  through the engine (:class:`install_atomic.transaction.Transaction`), staged by hand:
+  through the engine (:class:`install_atomic.engine.transaction.Transaction`), staged by hand:
   they must land as symlinks, with their targets, also through the relocated copy made for
   a filesystem mounted inside the destination.
 * A destination entry that is a symlink to a directory outside the destination (a
@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from helpers import MakeVenv, Venv, leftovers, make_project, run, tree_digest
-from install_atomic.transaction import Transaction
+from install_atomic.engine.transaction import Transaction
 
 PY = f"py{sys.version_info[0]}.{sys.version_info[1]}"
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from helpers import MakeVenv, Venv, clean_env, leftovers, make_project, tree_digest
-from install_atomic.ownership import canonical_name, scan
+from install_atomic.engine.ownership import canonical_name, scan
 
 pytestmark = pytest.mark.slow
 

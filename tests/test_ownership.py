@@ -1,4 +1,4 @@
-"""install_atomic.ownership: reading installed metadata into "who owns which path"."""
+"""install_atomic.engine.ownership: reading installed metadata into "who owns which path"."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from enginekit import OTHER, DistSpec, install_dist, write_tree
-from install_atomic.ownership import (
+from install_atomic.engine.ownership import (
     Ownership,
     canonical_name,
     is_metadata_name,

@@ -1,4 +1,4 @@
-"""install_atomic.plan: which entries are added, swapped, merged into or removed, and in
+"""install_atomic.engine.plan: which entries are added, swapped, merged into or removed, and in
 which order.  Plans are computed through ``Transaction.plan()`` against real trees."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from enginekit import (
     stage_version,
     upgrade_scenario,
 )
+from install_atomic.engine.plan import PRIVATE_PREFIX, Plan, Step, check_inside
 from install_atomic.errors import UnsafePathError
-from install_atomic.plan import PRIVATE_PREFIX, Plan, Step, check_inside
 
 Steps = list[tuple[str, str]]
 

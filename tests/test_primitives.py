@@ -1,4 +1,4 @@
-"""install_atomic.primitives on the real filesystem: exchange, no-replace rename, the
+"""install_atomic.engine.primitives on the real filesystem: exchange, no-replace rename, the
 two-rename fallback, and the fsync helpers."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from enginekit import digest
-from install_atomic import primitives
+from install_atomic.engine import primitives
 
 HAS_RENAMEAT2 = primitives._renameat2 is not None
 

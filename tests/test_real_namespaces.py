@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from helpers import MakeVenv, Venv, leftovers, run
-from install_atomic.ownership import canonical_name, scan
+from install_atomic.engine.ownership import canonical_name, scan
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""install_atomic.recovery: a commit killed after any step is rolled back (or, after the
+"""install_atomic.engine.recovery: a commit killed after any step is rolled back (or, after the
 last rename, forward) to exactly one version; stray staging is cleaned only when dead."""
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from enginekit import (
     start_paused_commit,
     upgrade_scenario,
 )
-from install_atomic import journal as journal_mod
-from install_atomic import primitives, recovery, staging
+from install_atomic.engine import journal as journal_mod
+from install_atomic.engine import primitives, recovery, staging
 from install_atomic.errors import (
     DestinationError,
     InstallAtomicError,
@@ -194,7 +194,7 @@ _MAKE_STAGE = textwrap.dedent(
     """
     import os, sys
     sys.path.insert(0, {src!r})
-    from install_atomic.staging import Stage
+    from install_atomic.engine.staging import Stage
     stage = Stage(sys.argv[1])
     with open(os.path.join(stage.path, "work.py"), "w") as f:
         f.write("in progress")

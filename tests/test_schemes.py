@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from helpers import MakeVenv, Venv, leftovers, make_project, run, tree_digest
-from install_atomic.ownership import scan
+from install_atomic.engine.ownership import scan
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""install_atomic.transaction end to end on real trees: upgrades, downgrades, conflicts,
+"""install_atomic.engine.transaction end to end on real trees: upgrades, downgrades, conflicts,
 dry runs, aborted builds, a read-only destination and a held lock."""
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from enginekit import (
     stage_version,
     upgrade_scenario,
 )
-from install_atomic import recovery, steps
+from install_atomic.engine import recovery, steps
+from install_atomic.engine.locking import lock_path_for
+from install_atomic.engine.ownership import scan
+from install_atomic.engine.plan import Step
 from install_atomic.errors import ConflictError, InstallAtomicError, LockTimeout
-from install_atomic.locking import lock_path_for
-from install_atomic.ownership import scan
-from install_atomic.plan import Step
 
 DEMO_V1_EGG = DistSpec("demopkg", "1.0", DEMO_V1.files, kind="egg-info")
 DEMO_V2_WHEEL = DistSpec("demopkg", "2.0", DEMO_V2.files, kind="dist-info")
@@ -427,7 +427,7 @@ def test_exdev_on_a_directory_says_overlayfs_and_restores(
     kernel answers EXDEV.  The commit is undone and the message says what to do."""
     import errno
 
-    from install_atomic import primitives
+    from install_atomic.engine import primitives
     from install_atomic.errors import CommitError
 
     scenario = upgrade_scenario(tmp_path / "env")

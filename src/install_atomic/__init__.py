@@ -1,8 +1,8 @@
 """install-atomic: install Python packages atomically.
 
-The engine (:mod:`install_atomic.transaction` and the modules it uses) knows
+The engine (:mod:`install_atomic.engine.transaction` and the modules it uses) knows
 nothing about setuptools.  The setuptools adapter lives in
-:mod:`install_atomic.command`; :data:`cmdclass` is loaded from it on first
+:mod:`install_atomic.frontends.setuptools_command`; :data:`cmdclass` is loaded from it on first
 access so that importing the engine never imports setuptools.
 """
 
@@ -17,7 +17,7 @@ __all__ = ["__version__", "cmdclass"]
 
 def __getattr__(name: str) -> Any:
     if name == "cmdclass":
-        from install_atomic.command import cmdclass
+        from install_atomic.frontends.setuptools_command import cmdclass
 
         return cmdclass
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

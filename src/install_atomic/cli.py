@@ -19,11 +19,12 @@ import sys
 import sysconfig
 from collections.abc import Sequence
 
-from install_atomic import __version__, recovery, staging
+from install_atomic import __version__
+from install_atomic.engine import recovery, staging
+from install_atomic.engine.locking import environment_root
+from install_atomic.engine.ownership import canonical_name, scan
+from install_atomic.engine.transaction import Transaction
 from install_atomic.errors import InstallAtomicError
-from install_atomic.locking import environment_root
-from install_atomic.ownership import canonical_name, scan
-from install_atomic.transaction import Transaction
 
 
 def _default_destinations() -> list[str]:

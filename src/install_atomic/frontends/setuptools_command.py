@@ -5,7 +5,7 @@
 ``install_scripts``) with every install directory pointed at a staging
 directory inside the real one, then byte-compiles, writes
 ``installed-files.txt``, verifies and commits through
-:class:`install_atomic.transaction.Transaction`.
+:class:`install_atomic.engine.transaction.Transaction`.
 
 :data:`cmdclass` makes a project's own ``python setup.py install`` atomic
 while leaving every ``bdist_*`` command (and so ``pip wheel``, ``pip install .``
@@ -33,11 +33,12 @@ from setuptools.command.install import install as _setuptools_install
 from setuptools.command.install_egg_info import install_egg_info as _stock_install_egg_info
 from setuptools.command.install_lib import install_lib as _stock_install_lib
 
-from install_atomic import bytecode, staging, verify
+from install_atomic.checks import bytecode, verify
+from install_atomic.engine import staging
+from install_atomic.engine.ownership import ROOTS_FILE
+from install_atomic.engine.plan import check_inside
+from install_atomic.engine.transaction import DEFAULT_LOCK_TIMEOUT, Transaction
 from install_atomic.errors import InstallAtomicError
-from install_atomic.ownership import ROOTS_FILE
-from install_atomic.plan import check_inside
-from install_atomic.transaction import DEFAULT_LOCK_TIMEOUT, Transaction
 
 _ACTIVE = "_install_atomic_active"
 #: Where the install directories a project does not use point (inside the lib stage).

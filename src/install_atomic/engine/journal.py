@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from install_atomic.plan import PRIVATE_PREFIX, Step
-from install_atomic.primitives import fsync_path
+from install_atomic.engine.plan import PRIVATE_PREFIX, Step
+from install_atomic.engine.primitives import fsync_path
 
 SUFFIX = ".journal"
 FORMAT = 1

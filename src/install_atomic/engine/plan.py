@@ -27,9 +27,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from install_atomic.engine.ownership import Ownership, is_metadata_name
+from install_atomic.engine.primitives import is_real_dir, same_device
 from install_atomic.errors import ConflictError, UnsafePathError
-from install_atomic.ownership import Ownership, is_metadata_name
-from install_atomic.primitives import is_real_dir, same_device
 
 Action = Literal["add", "swap", "remove"]
 PRIVATE_PREFIX = ".install-atomic"

@@ -20,12 +20,12 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
-from install_atomic import journal as journal_mod
-from install_atomic import locking, staging, steps
+from install_atomic.engine import journal as journal_mod
+from install_atomic.engine import locking, staging, steps
+from install_atomic.engine.journal import Journal
+from install_atomic.engine.plan import PRIVATE_PREFIX
+from install_atomic.engine.primitives import fsync_path
 from install_atomic.errors import RecoveryError
-from install_atomic.journal import Journal
-from install_atomic.plan import PRIVATE_PREFIX
-from install_atomic.primitives import fsync_path
 
 Outcome = Literal["rolled back", "rolled forward", "removed abandoned staging directory"]
 

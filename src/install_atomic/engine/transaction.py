@@ -11,11 +11,12 @@ Usage (what every adapter does)::
 Everything before :meth:`Transaction.commit` happens in private staging
 directories and runs in parallel with other installers.  ``commit`` then:
 
-1. takes the destination lock (:mod:`install_atomic.locking`) and recovers
-   any transaction a crashed installer left (:mod:`install_atomic.recovery`);
-2. reads ownership and computes the plan (:mod:`install_atomic.plan`);
+1. takes the destination lock (:mod:`install_atomic.engine.locking`) and recovers
+   any transaction a crashed installer left (:mod:`install_atomic.engine.recovery`);
+2. reads ownership and computes the plan (:mod:`install_atomic.engine.plan`);
    with ``strict``, refuses on a conflict before anything changes;
-3. fsyncs the staged trees, writes and fsyncs the journal;
+3. writes and fsyncs the journal (the staged trees were made durable before
+   the lock was taken: one ``fsync`` per entry, or one ``syncfs``);
 4. makes the renames in plan order; on any error undoes those made, in
    reverse, and raises :class:`~install_atomic.errors.CommitError`;
 5. fsyncs the changed directories, deletes backups, staging directories
@@ -28,7 +29,9 @@ as it was.
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import secrets
 import shutil
 import sys
@@ -38,12 +41,12 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Callable
 
-from install_atomic import locking, recovery, staging, steps
-from install_atomic.errors import CommitError, ConflictError, InstallAtomicError
-from install_atomic.journal import Journal
-from install_atomic.ownership import Ownership, scan
-from install_atomic.plan import BackupNamer, Plan, Planner, Step
-from install_atomic.primitives import fsync_path, fsync_tree
+from install_atomic.engine import locking, recovery, staging, steps
+from install_atomic.engine.journal import Journal
+from install_atomic.engine.ownership import Ownership, scan
+from install_atomic.engine.plan import BackupNamer, Plan, Planner, Step
+from install_atomic.engine.primitives import fsync_path, fsync_tree
+from install_atomic.errors import CommitError, ConflictError, InstallAtomicError, StagingError
 
 Logger = Callable[[str], None]
 
@@ -105,6 +108,7 @@ class Transaction:
         #: Stages made at commit time on filesystems mounted inside a destination.
         self._relocated: dict[str, staging.Stage] = {}
         self.committed = False
+        self._journal_kept = False
 
     # -- staging -----------------------------------------------------------
     def stage(self, destination: str) -> str:
@@ -113,7 +117,14 @@ class Transaction:
         if destination not in self._stages:
             if not self.dry_run:
                 staging.ensure_destination(destination)
-            self._stages[destination] = staging.Stage(destination, private=not self.dry_run)
+                if destination != self.primary:
+                    # Written before the stage exists: whatever instant this process
+                    # dies at, recovery of the primary finds every stage it made.
+                    staging.record_destination(self.stage(self.primary), destination)
+            stage = staging.Stage(destination, private=not self.dry_run)
+            self._stages[destination] = stage
+            if destination != self.primary and not self.dry_run:
+                staging.record_primary(stage.path, self.primary)
         return self._stages[destination].path
 
     @property
@@ -160,10 +171,23 @@ class Transaction:
         if directory not in self._relocated:
             self._relocated[directory] = staging.Stage(directory)
         target = os.path.join(self._relocated[directory].path, os.path.basename(staged))
-        if os.path.isdir(staged) and not os.path.islink(staged):
-            shutil.copytree(staged, target, symlinks=True)
-        else:
-            shutil.copy2(staged, target, follow_symlinks=False)
+        try:
+            if os.path.isdir(staged) and not os.path.islink(staged):
+                shutil.copytree(staged, target, symlinks=True)
+            else:
+                shutil.copy2(staged, target, follow_symlinks=False)
+        except OSError as exc:  # shutil.Error too: it lists one error per file
+            if isinstance(exc, shutil.Error) and exc.args and exc.args[0]:
+                # "[Errno 28] No space left on device: 'src' -> 'dst'" -> the reason only
+                text = str(exc.args[0][0][2])
+                reason = re.sub(r"^\[Errno \d+\] ", "", text).split(": '", 1)[0]
+            else:
+                reason = exc.strerror or str(exc)
+            raise StagingError(
+                f"cannot copy the new version onto the filesystem mounted at {directory}:"
+                f" {reason}. Nothing was changed. Free space there and run the install again.",
+                directory,
+            ) from exc
         return target
 
     def _all_stages(self) -> list[staging.Stage]:
@@ -178,6 +202,21 @@ class Transaction:
                 self.log(f"would {line}")
             self.log(f"dry run: {len(plan.steps)} renames planned, nothing changed")
             return CommitResult(plan, dry_run=True)
+        if self.durable:
+            # The staged trees are private until the renames: make them durable before
+            # taking the lock, so that other installers (and uv) do not wait for it.
+            try:
+                for st in self._all_stages():
+                    fsync_tree(st.path)
+            except OSError as exc:
+                path = exc.filename or self.primary
+                raise CommitError(
+                    f"could not flush the staged files to disk: {exc.strerror} ({path})."
+                    " Nothing was changed; fix the cause and run the install again.",
+                    path,
+                    rolled_back=True,
+                ) from exc
+        synced = set(self._relocated)
         waited = time.monotonic()
         with locking.hold(self.lock_path, self.lock_timeout):
             started = time.monotonic()
@@ -185,13 +224,14 @@ class Transaction:
             for dest in {d for _, d in self.roots} - {self.primary}:
                 recovered += recovery.recover_locked(dest)
             for item in recovered:
-                self.warn(f"install_atomic: recovered an interrupted install of {item.project}:"
-                          f" {item.outcome} ({item.journal})")
+                if item.outcome == "removed abandoned staging directory":
+                    self.warn(f"install_atomic: removed an abandoned staging directory"
+                              f" ({item.journal})")
+                else:
+                    self.warn(f"install_atomic: recovered an interrupted install of"
+                              f" {item.project}: {item.outcome} ({item.journal})")
             plan = self.plan()
             self._report_conflicts(plan)
-            if self.durable:
-                for st in self._all_stages():
-                    fsync_tree(st.path)
             journal = Journal(
                 txid=self.txid,
                 project=self.project,
@@ -200,15 +240,41 @@ class Transaction:
                 stages=[st.path for st in self._all_stages()],
                 steps=plan.steps,
             )
-            journal.write()
+            try:
+                if self.durable:  # copies made under the lock onto mounted filesystems
+                    for directory, st in self._relocated.items():
+                        if directory not in synced:
+                            fsync_tree(st.path)
+                journal.write()
+            except OSError as exc:
+                try:
+                    journal.remove()
+                except OSError:
+                    self._journal_kept = bool(journal.path) and os.path.lexists(journal.path)
+                path = exc.filename or self.primary
+                raise CommitError(
+                    f"could not prepare the commit: {exc.strerror} ({path}). Nothing was"
+                    " changed; fix the cause and run the install again.",
+                    path,
+                    rolled_back=True,
+                ) from exc
             swap_seconds = self._run_steps(plan.steps, journal)
             self.committed = True
-            if self.durable:
-                for parent in sorted({os.path.dirname(s.dest) for s in plan.steps}):
-                    fsync_path(parent)
-            for st in self._all_stages():
-                st.release()
-            recovery.cleanup(journal)
+            try:
+                if self.durable:
+                    for parent in sorted({os.path.dirname(s.dest) for s in plan.steps}):
+                        fsync_path(parent)
+                for st in self._all_stages():
+                    st.release()
+                recovery.cleanup(journal)
+            except OSError as exc:
+                path = exc.filename or journal.path
+                raise InstallAtomicError(
+                    f"{self.project} is installed, but cleaning up failed: {exc.strerror}"
+                    f" ({path}). The journal {journal.path} is kept; run 'python -m"
+                    f" install_atomic recover {self.primary}' to finish.",
+                    path,
+                ) from exc
             result = CommitResult(
                 plan,
                 swap_seconds=swap_seconds,
@@ -236,20 +302,32 @@ class Transaction:
         for step in plan_steps:
             try:
                 steps.apply(step)
-            except OSError as exc:
+            except BaseException as exc:  # OSError, and Ctrl-C between two renames
                 done.append(step)
                 self._rollback(done, journal, exc, step)
+                raise
             done.append(step)
         return time.perf_counter() - first
 
-    def _rollback(self, done: list[Step], journal: Journal, exc: OSError, failed: Step) -> None:
+    def _rollback(
+        self, done: list[Step], journal: Journal, exc: BaseException, failed: Step
+    ) -> None:
+        """Undo *done* in reverse after *exc*, then drop the staging and the journal.
+
+        For an OSError, raises :class:`CommitError`; for anything else (an interrupt)
+        returns, and the caller re-raises it.  If undoing fails, the staging
+        directories and the journal are kept for ``recover``.
+        """
         try:
             for step in reversed(done):
                 steps.undo(step)
             for st in self._all_stages():
                 st.release()
             recovery.cleanup(journal)
-        except OSError as undo_exc:
+        except BaseException as undo_exc:
+            self._journal_kept = True
+            if not isinstance(exc, OSError):
+                return
             raise CommitError(
                 f"installing {failed.dest} failed ({exc.strerror}), and undoing the install"
                 f" failed too ({undo_exc}). The journal {journal.path} is kept: fix the cause"
@@ -257,17 +335,30 @@ class Transaction:
                 failed.dest,
                 rolled_back=False,
             ) from exc
+        if not isinstance(exc, OSError):
+            return
         path = exc.filename or failed.dest
+        advice = "fix the cause and run the install again."
+        if exc.errno == errno.EXDEV:
+            advice = (
+                "the directory cannot be renamed in place: it most likely comes from a"
+                " read-only image layer (overlayfs), where no rename of it, atomic or not, is"
+                " possible. Install into a fresh virtual environment or rebuild the image layer"
+                " instead."
+            )
         raise CommitError(
             f"could not {failed.action} {failed.dest}: {exc.strerror} ({path}). The previous"
-            " version was restored and nothing else changed; fix the cause and run the install"
-            " again.",
+            f" version was restored and nothing else changed; {advice}",
             path,
             rolled_back=True,
         ) from exc
 
     def abort(self) -> None:
         """Drop every staging directory.  The destination is untouched."""
+        if self._journal_kept:  # recovery needs what the staging directories hold
+            for st in self._all_stages():
+                st.release()
+            return
         for st in self._all_stages():
             st.remove()
         self._stages.clear()

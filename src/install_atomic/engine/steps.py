@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 import stat
 
-from install_atomic import primitives
-from install_atomic.plan import Step
+from install_atomic.engine import primitives
+from install_atomic.engine.plan import Step
 
 
 def _id(path: str) -> tuple[int, int] | None:
@@ -25,7 +25,7 @@ def _id(path: str) -> tuple[int, int] | None:
 
 
 def apply(step: Step) -> None:
-    """Make the step's rename(s).  Each is atomic; see :mod:`install_atomic.primitives`."""
+    """Make the step's rename(s).  Each is atomic; see :mod:`install_atomic.engine.primitives`."""
     if step.action == "add":
         primitives.rename_noreplace(step.source, step.dest)
     elif (

@@ -24,8 +24,8 @@ import tempfile
 import time
 from typing import Any, Callable
 
+from install_atomic.engine.primitives import same_device
 from install_atomic.errors import DestinationError, StagingError
-from install_atomic.primitives import same_device
 
 PREFIX = ".install-atomic-"
 OWNER = ".install-atomic-owner"
