@@ -64,3 +64,8 @@ class VerificationError(InstallAtomicError, RuntimeError):
 
 class RecoveryError(InstallAtomicError, RuntimeError):
     """An interrupted transaction could not be rolled back or forward."""
+
+
+class UntrustedError(InstallAtomicError, PermissionError):
+    """A journal, staging directory or owner file that another user could have planted
+    or changed (wrong owner, writable by others, a symlink or a FIFO): it is left alone."""
