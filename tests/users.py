@@ -1,0 +1,97 @@
+"""A real unprivileged user for the tests that play an attacker or a careless neighbour.
+
+:func:`other_user` creates (once per machine, idempotently) the system user
+``ia-test-neighbour`` with ``useradd`` and returns its ids.  It needs root: run as
+anyone else the tests that use it are skipped with the reason.  :meth:`User.run`
+runs a command as that user (``setuid`` / ``setgid`` in the child, no shell), so what
+the user plants is really owned by the user, and what the kernel refuses it is
+really refused.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pytest
+
+NAME = "ia-test-neighbour"
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    uid: int
+    gid: int
+
+    def _demote(self) -> None:
+        os.setgroups([])
+        os.setgid(self.gid)
+        os.setuid(self.uid)
+
+    def run(
+        self, argv: Sequence[str], *, cwd: str | None = None, timeout: float = 600.0,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run *argv* as this user; with *check*, fail the test on a non-zero exit."""
+        proc = subprocess.run(
+            list(argv), cwd=cwd or "/", preexec_fn=self._demote, capture_output=True,
+            text=True, timeout=timeout, check=False,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/"},
+        )
+        if check and proc.returncode != 0:
+            pytest.fail(f"{argv} as {self.name} exited {proc.returncode}:\n"
+                        f"{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def popen(self, argv: Sequence[str], **kwargs: object) -> subprocess.Popen[str]:
+        """Start *argv* as this user."""
+        return subprocess.Popen(  # type: ignore[call-overload,no-any-return]
+            list(argv), preexec_fn=self._demote, text=True, cwd="/", **kwargs
+        )
+
+
+def other_user() -> User:
+    """The unprivileged test user; skip the calling test where it cannot exist."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to create an unprivileged user and to act as root beside it")
+    try:
+        entry = pwd.getpwnam(NAME)
+    except KeyError:
+        useradd = shutil.which("useradd")
+        if useradd is None:
+            pytest.skip("useradd is not available to create an unprivileged test user")
+        proc = subprocess.run(
+            [useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", NAME],
+            capture_output=True, text=True, check=False,
+        )
+        try:
+            entry = pwd.getpwnam(NAME)
+        except KeyError:
+            pytest.skip(f"could not create the test user {NAME}: {proc.stderr.strip()}")
+    return User(NAME, entry.pw_uid, entry.pw_gid)
+
+
+def shared_dir(path: str, user: User, mode: int = 0o1777) -> str:
+    """Make *path* (and its parents up to /) traversable, and *path* writable by *user*.
+
+    ``mode`` 0o1777 is a sticky world-writable directory like ``/tmp``; 0o2775 with
+    the user's group, a group-writable one like Debian's ``dist-packages``.
+    """
+    os.makedirs(path, exist_ok=True)
+    current = path
+    while True:
+        st = os.stat(current)
+        os.chmod(current, st.st_mode | 0o011)  # others (and group) may traverse
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    if mode & 0o020:  # group-writable: give the directory the user's group
+        os.chown(path, 0, user.gid)
+    os.chmod(path, mode)
+    return path
