@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("readers", "swap_window", "kill", "loaded_extension", "install_time")
+BENCHMARKS = ("readers", "swap_window", "kill", "loaded_extension", "install_time",
+              "concurrent_installs")
 
 
 def main() -> int:
