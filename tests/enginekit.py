@@ -346,6 +346,8 @@ class Scenario:
         kwargs.setdefault("log", lambda _m: None)
         kwargs.setdefault("warn", lambda _m: None)
         kwargs.setdefault("lock_timeout", 10.0)
+        # The install scheme, as every front end gives it: lib (the primary) and scripts.
+        kwargs.setdefault("stops", [str(self.bin)])
         return Transaction(self.new.name, primary=str(self.site), **kwargs)
 
     def commit(self, **kwargs: Any) -> CommitResult:
@@ -475,7 +477,7 @@ CRASH_DRIVER = textwrap.dedent(
             stop()
 
     steps.apply = apply
-    txn = scenario.transaction()
+    txn = scenario.transaction(**(json.loads(sys.argv[4]) if len(sys.argv) > 4 else {{}}))
     stage_version(txn, str(scenario.site), scenario.new)
     txn.commit()
     print("completed", flush=True)
@@ -505,10 +507,14 @@ def run_crashing_commit(scenario: Scenario, k: int, tmp: Path) -> ChildResult:
     return ChildResult(proc.pid, proc.returncode, out, err)
 
 
-def start_paused_commit(scenario: Scenario, k: int, tmp: Path) -> subprocess.Popen[str]:
+def start_paused_commit(
+    scenario: Scenario, k: int, tmp: Path, **txn_kwargs: Any
+) -> subprocess.Popen[str]:
     """Start the commit in a child process that stops after step *k* and waits on stdin;
-    returns once it has paused (it still holds the destination lock)."""
-    args = [sys.executable, str(crash_driver(tmp)), json.dumps(scenario.to_json()), str(k), "pause"]
+    returns once it has paused (it still holds the destination lock).  *txn_kwargs*
+    (JSON values) go to :meth:`Scenario.transaction`."""
+    args = [sys.executable, str(crash_driver(tmp)), json.dumps(scenario.to_json()), str(k), "pause",
+            json.dumps(txn_kwargs)]
     proc = subprocess.Popen(
         args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

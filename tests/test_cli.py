@@ -207,3 +207,42 @@ def test_next_install_recovers_by_itself(make_venv: MakeVenv, tmp_path: Path) ->
     )
     check_install("pkg", "3.0", Layout.of_venv(venv), project_files(venv.root, baseline))
     assert leftovers(venv.root) == []
+
+
+# -- errors and help (in-process: no venv needed) ------------------------------------------
+
+
+def test_status_and_recover_name_a_missing_or_non_directory_destination(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from install_atomic.cli import main
+
+    missing, afile = tmp_path / "missing", tmp_path / "afile"
+    afile.write_text("x")
+    for command in ("status", "recover"):
+        assert main([command, str(missing)]) == 1
+        err = capsys.readouterr().err
+        assert f"{missing} does not exist" in err and "Traceback" not in err
+        assert main([command, str(afile)]) == 1
+        err = capsys.readouterr().err
+        assert f"{afile} is not a directory" in err and "File exists" not in err
+    assert not missing.exists(), "status or recover created the missing destination"
+
+
+def test_help_names_the_command_and_explains_every_argument(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from install_atomic.cli import main
+
+    monkeypatch.setattr("sys.argv", ["/usr/local/bin/install-atomic", "--help"])
+    monkeypatch.setenv("COLUMNS", "300")  # no line breaks inside the phrases looked for
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert capsys.readouterr().out.startswith("usage: install-atomic ")
+    for command in ("status", "recover", "uninstall"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        out = capsys.readouterr().out
+        assert "site-packages" in out, out
+        if command != "status":
+            assert "--lock-timeout SECONDS" in out and "default: 300" in out, out

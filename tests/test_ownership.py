@@ -19,8 +19,11 @@ from install_atomic.engine.ownership import (
 
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
+    """A virtual environment's site-packages: its metadata may name files anywhere in
+    the environment (``bin/``), nowhere else."""
     path = tmp_path / "env" / "lib" / "python3.11" / "site-packages"
     path.mkdir(parents=True)
+    (tmp_path / "env" / "pyvenv.cfg").write_text("home = /usr/bin\n")
     return path
 
 

@@ -15,6 +15,7 @@ themselves go through ``python setup.py install_atomic``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import sysconfig
 from collections.abc import Sequence
@@ -23,8 +24,8 @@ from install_atomic import __version__
 from install_atomic.engine import recovery, staging
 from install_atomic.engine.locking import environment_root
 from install_atomic.engine.ownership import canonical_name, scan
-from install_atomic.engine.transaction import Transaction
-from install_atomic.errors import InstallAtomicError
+from install_atomic.engine.transaction import DEFAULT_LOCK_TIMEOUT, Transaction
+from install_atomic.errors import DestinationError, InstallAtomicError
 
 
 def _default_destinations() -> list[str]:
@@ -32,37 +33,76 @@ def _default_destinations() -> list[str]:
     return sorted({paths["purelib"], paths["platlib"]})
 
 
+def _prog() -> str:
+    """How the user called us: ``install-atomic`` or ``python -m install_atomic``."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return "install-atomic" if name.startswith("install-atomic") else "python -m install_atomic"
+
+
+_DEST_HELP = (
+    "a directory install-atomic installs into (default: this interpreter's site-packages,"
+    " {})"
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    default = ", ".join(_default_destinations())
     parser = argparse.ArgumentParser(
-        prog="python -m install_atomic",
-        description="Inspect and recover install-atomic transactions.",
+        prog=_prog(),
+        description="Inspect and recover install-atomic transactions, and uninstall"
+        " atomically. Installs go through 'python setup.py install_atomic'.",
     )
     parser.add_argument("--version", action="version", version=f"install-atomic {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     rec = sub.add_parser("recover", help="finish or undo interrupted installs")
-    rec.add_argument("destinations", nargs="*", metavar="DESTINATION")
-    rec.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS",
-                     help="seconds to wait for the destination lock (default: 60)")
-    st = sub.add_parser("status", help="list in-flight or interrupted installs")
-    st.add_argument("destinations", nargs="*", metavar="DESTINATION")
+    rec.add_argument("destinations", nargs="*", metavar="DESTINATION",
+                     help=_DEST_HELP.format(default))
+    rec.add_argument("--lock-timeout", type=float, default=DEFAULT_LOCK_TIMEOUT,
+                     metavar="SECONDS",
+                     help="seconds to wait for the destination lock, as for installs;"
+                     f" -1 waits forever (default: {DEFAULT_LOCK_TIMEOUT:g})")
+    st = sub.add_parser("status", help="list in-flight, interrupted or untrusted installs")
+    st.add_argument("destinations", nargs="*", metavar="DESTINATION",
+                    help=_DEST_HELP.format(default))
     un = sub.add_parser("uninstall", help="remove a distribution atomically")
-    un.add_argument("name", metavar="NAME")
+    un.add_argument("name", metavar="NAME", help="the distribution's name, as pip lists it")
     un.add_argument("--target", metavar="DESTINATION",
                     help="the directory holding its metadata (default: site-packages)")
     un.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
-    un.add_argument("--lock-timeout", type=float, default=300.0, metavar="SECONDS")
+    un.add_argument("--lock-timeout", type=float, default=DEFAULT_LOCK_TIMEOUT,
+                    metavar="SECONDS",
+                    help="seconds to wait for the destination lock; -1 waits forever"
+                    f" (default: {DEFAULT_LOCK_TIMEOUT:g})")
     args = parser.parse_args(argv)
     try:
         if args.command == "uninstall":
-            return _uninstall(args.name, args.target or sysconfig.get_paths()["purelib"],
-                              args.dry_run, args.lock_timeout)
+            target = args.target or sysconfig.get_paths()["purelib"]
+            _check_directory(target)
+            return _uninstall(args.name, target, args.dry_run, args.lock_timeout)
         destinations = args.destinations or _default_destinations()
+        for dest in destinations:
+            _check_directory(dest)
         if args.command == "status":
             return _status(destinations)
         return _recover(destinations, args.lock_timeout)
     except InstallAtomicError as exc:
         print(f"install_atomic: error: {exc}", file=sys.stderr)
         return 1
+
+
+def _check_directory(path: str) -> None:
+    if not os.path.lexists(path):
+        raise DestinationError(
+            f"{path} does not exist. Give the directory install-atomic installed into"
+            " (a site-packages, say).",
+            path,
+        )
+    if not os.path.isdir(path):
+        raise DestinationError(
+            f"{path} is not a directory. Give the directory install-atomic installed into"
+            " (a site-packages, say), not a file in it.",
+            path,
+        )
 
 
 def _status(destinations: list[str]) -> int:
@@ -76,6 +116,12 @@ def _status(destinations: list[str]) -> int:
         for stage in recovery.stray_stages(dest):
             found += 1
             print(f"{dest}: leftover staging directory {stage}")
+        for path, reason in recovery.untrusted(dest):
+            found += 1
+            print(f"{dest}: not trusted, left alone: {path}: {reason}")
+    for path in staging.dead_build_dirs():
+        found += 1
+        print(f"leftover build directory of a killed installer: {path}")
     if not found:
         print("no interrupted installs")
     return 0
@@ -84,7 +130,7 @@ def _status(destinations: list[str]) -> int:
 def _scheme_dirs(target: str) -> list[str]:
     """The install-scheme directories of the environment holding *target*: removal
     never climbs to them (a venv's ``include/`` stays, as pip leaves it)."""
-    venv = environment_root(target)
+    venv = environment_root(os.path.realpath(target))
     if venv is None:
         return sorted(set(sysconfig.get_paths().values()))
     base = {"base": venv, "platbase": venv, "installed_base": venv, "installed_platbase": venv}
@@ -113,6 +159,8 @@ def _recover(destinations: list[str], timeout: float) -> int:
             if item.outcome == "removed abandoned staging directory":
                 stages += 1
                 print(f"{dest}: removed the abandoned staging directory {item.journal}")
+            elif item.outcome in recovery.LEFT_ALONE:
+                print(f"{dest}: {item.outcome}: {item.journal}: {item.reason}")
             else:
                 installs += 1
                 print(f"{dest}: {item.project}: {item.outcome}")

@@ -9,11 +9,15 @@ The lock is a ``filelock.FileLock`` (``flock`` on Unix) on:
 * ``<destination>/.lock`` otherwise (as ``uv`` does for ``--target``).
 
 The lock file is never deleted: unlinking a locked file splits waiters across
-inodes.  ``flock`` does not exclude processes on different NFS clients.
+inodes.  ``flock`` does not exclude processes on different NFS clients.  A
+symbolic link planted as the lock file is refused, never followed (filelock
+opens with ``O_NOFOLLOW`` and without ``O_TRUNC`` since 3.20.1).
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import time
 from collections.abc import Iterator
@@ -61,6 +65,29 @@ def lock_holders(lock_path: str) -> list[int]:
     return pids
 
 
+def try_lock(lock_path: str) -> int | None:
+    """Take the ``flock`` on an existing *lock_path* without waiting; return its fd.
+
+    Returns None when another process holds it, and -1 when there is no such
+    file (then nobody holds it).  The file is neither created nor truncated nor
+    followed through a symlink: the path comes from a journal.  Closing the fd
+    releases the lock.
+    """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(lock_path, flags)
+    except FileNotFoundError:
+        return -1
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return None
+        raise
+    return fd
+
+
 @contextmanager
 def hold(lock_path: str, timeout: float) -> Iterator[None]:
     """Hold the lock at *lock_path*; raise :class:`LockTimeout` after *timeout* seconds.
@@ -74,6 +101,14 @@ def hold(lock_path: str, timeout: float) -> Iterator[None]:
             f"cannot create the lock file {lock_path}: {directory} is not writable. "
             "Run as a user who may write there, or choose another destination.",
             directory,
+        )
+    if os.path.islink(lock_path):
+        # filelock >= 3.20.1 opens with O_NOFOLLOW; this names the problem for older ones.
+        raise DestinationError(
+            f"the lock file {lock_path} is a symbolic link; install-atomic will not follow"
+            " it. Nothing was changed. Remove the link (someone who can write to"
+            f" {directory} made it) and run the install again.",
+            lock_path,
         )
     lock = FileLock(lock_path, is_singleton=True)
     started = time.monotonic()

@@ -10,9 +10,15 @@ A distribution's files come from, in order of trust:
    ``name.*.so`` (or ``.pyd``) whole, except the names listed in
    ``namespace_packages.txt``, which are shared by definition.
 
-Everything is resolved to absolute, normalised paths (``os.path.normpath``,
-no symlink resolution), so that ``../../../bin/tool`` in a RECORD becomes the
-script it names.
+Every path is joined to the *real* directory holding the metadata
+(``os.path.realpath``, so a destination reached through a symlink resolves
+``../../../bin/tool`` in a RECORD to the script pip installed, not to a file
+beside the link), normalised, and kept only if it lies inside the install
+scheme's directories (lib, scripts, data, headers of that environment).
+Anything else (``../../../../etc/x``, an absolute path elsewhere, a
+``top_level.txt`` line naming ``/srv``) is recorded in
+:attr:`InstalledDistribution.outside` and never acted on: the transaction
+warns about it, or refuses with ``--strict``.
 """
 
 from __future__ import annotations
@@ -22,8 +28,11 @@ import email.parser
 import glob
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+
+from install_atomic.engine.locking import environment_root
+from install_atomic.engine.trust import inside
 
 METADATA_SUFFIXES = (".dist-info", ".egg-info")
 #: Written by install-atomic into the egg-info: the install directories used.
@@ -57,6 +66,8 @@ class InstalledDistribution:
     #: The install directories install-atomic recorded for it (``ROOTS_FILE``):
     #: removing its files never climbs to them.
     roots: frozenset[str] = field(default_factory=frozenset)
+    #: Paths the metadata names outside the install scheme, as written there: ignored.
+    outside: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -96,13 +107,32 @@ def _lines(text: str | None) -> list[str]:
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
 
 
-def _top_level_claims(root: str, names: Iterable[str], namespaces: set[str]) -> set[str]:
+class _Resolver:
+    """Turns paths read from metadata into absolute paths inside the scheme, or None."""
+
+    def __init__(self, scheme: Sequence[str]) -> None:
+        self.scheme = [os.path.realpath(d) for d in scheme]
+        self.outside: list[str] = []
+
+    def __call__(self, base: str, written: str) -> str | None:
+        path = os.path.normpath(os.path.join(base, written))
+        if any(inside(path, d) for d in self.scheme):
+            return path
+        self.outside.append(written)
+        return None
+
+
+def _top_level_claims(
+    root: str, names: Iterable[str], namespaces: set[str], resolve: _Resolver
+) -> set[str]:
     claims: set[str] = set()
     for name in names:
         if name in namespaces or not name or name.startswith("."):
             continue
-        rel = name.replace("/", os.sep)
-        base = os.path.join(root, rel)
+        base = os.path.normpath(os.path.join(root, name.replace("/", os.sep)))
+        if base == root or not inside(base, root):  # a top-level name lives in root itself
+            resolve.outside.append(name)
+            continue
         claims.add(base)
         claims.add(base + ".py")
         escaped = glob.escape(base)
@@ -111,9 +141,25 @@ def _top_level_claims(root: str, names: Iterable[str], namespaces: set[str]) -> 
     return claims
 
 
-def read_distribution(root: str, entry: str) -> InstalledDistribution | None:
-    """Read the metadata entry *entry* (a ``.dist-info`` / ``.egg-info``) in *root*."""
+def default_scheme(root: str) -> list[str]:
+    """Where metadata in *root* may name files when the caller gives no scheme: *root*
+    and, inside a virtual environment, the whole environment (its bin, include, share)."""
+    venv = environment_root(root)
+    return [root] if venv is None else [root, venv]
+
+
+def read_distribution(
+    root: str, entry: str, scheme: Sequence[str] | None = None
+) -> InstalledDistribution | None:
+    """Read the metadata entry *entry* (a ``.dist-info`` / ``.egg-info``) in *root*.
+
+    *scheme* lists the directories its paths may name (default:
+    :func:`default_scheme`); paths elsewhere go to ``outside``.
+    """
+    root = os.path.realpath(root)
+    resolve = _Resolver(scheme if scheme is not None else default_scheme(root))
     path = os.path.join(root, entry)
+    roots: set[str] = set()
     if entry.endswith(".dist-info"):
         name, version = _headers(_read_text(os.path.join(path, "METADATA")))
         files: set[str] | None = None
@@ -122,7 +168,9 @@ def read_distribution(root: str, entry: str) -> InstalledDistribution | None:
             files = set()
             for row in csv.reader(record.splitlines()):
                 if row and row[0]:
-                    files.add(os.path.normpath(os.path.join(root, row[0])))
+                    resolved = resolve(root, row[0])
+                    if resolved is not None:
+                        files.add(resolved)
         top = _lines(_read_text(os.path.join(path, "top_level.txt")))
         namespaces: set[str] = set()
     elif entry.endswith(".egg-info"):
@@ -131,7 +179,7 @@ def read_distribution(root: str, entry: str) -> InstalledDistribution | None:
             listed = _read_text(os.path.join(path, "installed-files.txt"))
             files = None
             if listed is not None:
-                files = {os.path.normpath(os.path.join(path, p)) for p in _lines(listed)}
+                files = {p for p in (resolve(path, line) for line in _lines(listed)) if p}
             top = _lines(_read_text(os.path.join(path, "top_level.txt")))
             namespaces = set(_lines(_read_text(os.path.join(path, "namespace_packages.txt"))))
             roots = {
@@ -143,13 +191,13 @@ def read_distribution(root: str, entry: str) -> InstalledDistribution | None:
             files, top, namespaces = None, [], set()
     else:
         return None
-    if not entry.endswith(".egg-info") or not os.path.isdir(path):
-        roots = set()
     fallback_name, fallback_version = _split_filename(entry)
-    ns_paths = {os.path.join(root, n.replace(".", os.sep)) for n in namespaces}
+    ns_paths = {
+        p for p in (resolve(root, n.replace(".", os.sep)) for n in namespaces) if p is not None
+    }
     whole: set[str] = set()
     if files is None:
-        whole = _top_level_claims(root, top, {n.replace(".", "/") for n in namespaces})
+        whole = _top_level_claims(root, top, {n.replace(".", "/") for n in namespaces}, resolve)
     return InstalledDistribution(
         name=name or fallback_name,
         version=version or fallback_version,
@@ -158,11 +206,13 @@ def read_distribution(root: str, entry: str) -> InstalledDistribution | None:
         whole=frozenset(whole),
         namespaces=frozenset(ns_paths),
         roots=frozenset(roots),
+        outside=tuple(resolve.outside),
     )
 
 
-def scan(root: str) -> list[InstalledDistribution]:
-    """Every distribution whose metadata lives directly in *root*, sorted by entry name."""
+def scan(root: str, scheme: Sequence[str] | None = None) -> list[InstalledDistribution]:
+    """Every distribution whose metadata lives directly in *root*, sorted by entry name;
+    *scheme* as for :func:`read_distribution`."""
     try:
         entries = sorted(os.listdir(root))
     except FileNotFoundError:
@@ -170,7 +220,7 @@ def scan(root: str) -> list[InstalledDistribution]:
     found = []
     for entry in entries:
         if is_metadata_name(entry) and not entry.startswith("."):
-            dist = read_distribution(root, entry)
+            dist = read_distribution(root, entry, scheme)
             if dist is not None:
                 found.append(dist)
     return found
@@ -199,10 +249,14 @@ class Ownership:
             (self.old if dist.key == key else self.others).append(dist)
         self._other_exact: dict[str, list[InstalledDistribution]] = {}
         self._other_below: dict[str, list[InstalledDistribution]] = {}
+        #: Directories (and their metadata directories) other distributions claim whole.
+        self._other_whole: dict[str, list[InstalledDistribution]] = {}
         self._old_exact: set[str] = set()
         self._old_below: set[str] = set()
         self._namespaces: set[str] = set()
         for dist in self.others:
+            for path in (*dist.whole, dist.metadata_path):
+                self._other_whole.setdefault(path, []).append(dist)
             for path in dist.claimed():
                 self._other_exact.setdefault(path, []).append(dist)
                 for anc in _ancestors(path):
@@ -219,6 +273,16 @@ class Ownership:
     def other_owners(self, path: str) -> list[InstalledDistribution]:
         """Other distributions that list *path* itself or claim it whole."""
         return list(self._other_exact.get(os.path.normpath(path), ()))
+
+    def others_keep(self, path: str) -> list[InstalledDistribution]:
+        """Other distributions that need *path*: they list it, or claim it or a directory
+        above it whole (a distribution known only by its ``top_level.txt`` owns
+        everything in its top-level directory).  Such a path is never removed."""
+        path = os.path.normpath(path)
+        found = list(self._other_exact.get(path, ()))
+        for anc in _ancestors(path):
+            found.extend(self._other_whole.get(anc, ()))
+        return found
 
     def others_inside_owners(self, path: str) -> list[InstalledDistribution]:
         """Other distributions that list or claim anything strictly below *path*."""

@@ -104,6 +104,8 @@ class Conflict:
 class Plan:
     steps: list[Step] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
+    #: For each directory swapped whole: what it held (relative paths) when planned.
+    listings: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def describe(self) -> list[str]:
         return [step.describe() for step in self.steps]
@@ -158,6 +160,7 @@ class Planner:
         self.new_final: set[str] = set()
         self.primary = ""
         self.swapped_dirs: list[str] = []
+        self.listings: dict[str, frozenset[str]] = {}
 
     def _walk(self, stage: str, dest: str, out: list[Step], conflicts: list[Conflict]) -> None:
         for name in sorted(os.listdir(stage)):
@@ -207,6 +210,8 @@ class Planner:
             if kind == "dir":
                 self.swapped_dirs.append(dst)
                 self._mark_tree(src, dst)
+                if is_real_dir(dst):
+                    self.listings[dst] = _listing(dst)
             out.append(
                 Step(
                     "swap",
@@ -304,8 +309,8 @@ class Planner:
         for path in sorted(self.own.old_files()):
             if path in self.new_final or self._covered(path) or not os.path.lexists(path):
                 continue
-            if self.own.other_owners(path):
-                continue  # never delete what another distribution still lists
+            if self.own.others_keep(path):
+                continue  # never delete what another distribution lists or claims
             link = _link_above(path, stops)
             top = link if link is not None else self._removal_top(path, stops)
             if top in removals or top in self.new_final:
@@ -326,7 +331,7 @@ class Planner:
         ]
         old_meta = [s for s in pruned if s.metadata]
         stale = [s for s in pruned if not s.metadata]
-        return Plan(code + meta + old_meta + stale, conflicts)
+        return Plan(code + meta + old_meta + stale, conflicts, self.listings)
 
 
 class BackupNamer:
@@ -358,6 +363,16 @@ def _link_above(path: str, stops: set[str]) -> str | None:
             found = current
         current = os.path.dirname(current)
     return found
+
+
+def _listing(directory: str) -> frozenset[str]:
+    """Every entry below *directory*, relative to it (bytecode caches aside)."""
+    out: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(directory):
+        dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+        rel = os.path.relpath(dirpath, directory)
+        out.update(os.path.normpath(os.path.join(rel, n)) for n in dirnames + filenames)
+    return frozenset(out)
 
 
 def _identical(a: str, b: str) -> bool:

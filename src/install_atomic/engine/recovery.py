@@ -1,8 +1,7 @@
 """Finishing interrupted transactions.
 
 A journal left in a destination means its installer stopped between the
-journal's write and the end of its cleanup.  Under the destination lock (so
-never while that installer still runs) recovery decides by one rule:
+journal's write and the end of its cleanup.  Recovery decides by one rule:
 
 * **every step done** (the last rename of the commit happened): roll
   **forward**, that is, delete the backups and staging directories;
@@ -12,22 +11,43 @@ never while that installer still runs) recovery decides by one rule:
 Either way code and metadata agree afterwards and nothing named
 ``.install-atomic*`` is left.  Staging directories without a journal (an
 installer killed while building) are removed when their owner lock is free.
+
+What recovery never touches:
+
+* a **live** transaction.  The caller holds the destination's lock; a journal
+  names the lock its installer took (``--root`` installs lock a file outside
+  the tree), and recovery takes that one too, without waiting.  A journal
+  whose lock is held, or whose staging directories are still locked by their
+  owner (which survives a deleted ``.lock`` file), is left alone;
+* anything it does not **trust** (:mod:`install_atomic.engine.trust`): a
+  journal, staging directory or owner file another user could have planted or
+  changed, or a journal naming a path outside its own directories.  ``status``
+  reports those with the reason.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 from dataclasses import dataclass
 from typing import Literal
 
 from install_atomic.engine import journal as journal_mod
-from install_atomic.engine import locking, staging, steps
+from install_atomic.engine import locking, staging, steps, trust
 from install_atomic.engine.journal import Journal
 from install_atomic.engine.plan import PRIVATE_PREFIX
 from install_atomic.engine.primitives import fsync_path
-from install_atomic.errors import RecoveryError
+from install_atomic.errors import RecoveryError, UntrustedError
 
-Outcome = Literal["rolled back", "rolled forward", "removed abandoned staging directory"]
+Outcome = Literal[
+    "rolled back",
+    "rolled forward",
+    "removed abandoned staging directory",
+    "in progress, left alone",
+    "not trusted, left alone",
+]
+#: Outcomes that changed nothing.
+LEFT_ALONE: frozenset[Outcome] = frozenset({"in progress, left alone", "not trusted, left alone"})
 
 
 @dataclass
@@ -35,6 +55,8 @@ class Recovered:
     journal: str
     project: str
     outcome: Outcome
+    #: Why it was left alone (for the two outcomes in :data:`LEFT_ALONE`).
+    reason: str = ""
 
 
 def resolve(journal: Journal) -> Outcome:
@@ -76,7 +98,9 @@ def cleanup(journal: Journal) -> None:
                 staging.remove_tree(spare)
         parents.add(os.path.dirname(step.dest))
     for stage in journal.stages:
-        staging.remove_tree(stage)
+        # A stage another user swapped in under the journaled name is not ours.
+        if not os.path.lexists(stage) or staging.distrust_stage(stage) is None:
+            staging.remove_tree(stage)
         parents.add(os.path.dirname(stage))
     for parent in sorted(parents):
         if os.path.isdir(parent):
@@ -96,19 +120,10 @@ def stray_stages(destination: str) -> list[str]:
 
 
 def _dead_stages_in(destination: str) -> list[str]:
-    try:
-        names = os.listdir(destination)
-    except FileNotFoundError:
-        return []
     out = []
-    for name in sorted(names):
-        path = os.path.join(destination, name)
+    for path in _private_dirs(destination):
         if (
-            name.startswith(staging.PREFIX)
-            # Backups and journals belong to a journal: only resolving it may touch them.
-            and not name.endswith((journal_mod.SUFFIX, ".bak", ".bak-old", ".tmp"))
-            and os.path.isdir(path)
-            and not os.path.islink(path)
+            staging.distrust_stage(path) is None
             and not _journaled(path, destination)
             and not staging.is_live(path)
         ):
@@ -116,10 +131,27 @@ def _dead_stages_in(destination: str) -> list[str]:
     return out
 
 
+def _private_dirs(destination: str) -> list[str]:
+    """Staging directories in *destination*: private names that are no journal or
+    backup (backups and journals belong to a journal: only resolving it may touch them)."""
+    try:
+        names = os.listdir(destination)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [
+        os.path.join(destination, name)
+        for name in sorted(names)
+        if name.startswith(staging.PREFIX)
+        and not name.endswith((journal_mod.SUFFIX, ".bak", ".bak-old", ".tmp"))
+        and os.path.isdir(os.path.join(destination, name))
+        and not os.path.islink(os.path.join(destination, name))
+    ]
+
+
 def _journaled(stage: str, destination: str) -> bool:
-    """True if a journal (in *destination*, or in the primary destination the stage
-    names) lists *stage*: then only resolving that journal may remove it, since after
-    an exchange it holds the previous version."""
+    """True if a trusted journal (in *destination*, or in the primary destination the
+    stage names) lists *stage*: then only resolving that journal may remove it, since
+    after an exchange it holds the previous version."""
     places = {destination}
     primary = staging.recorded_primary(stage)
     if primary:
@@ -129,32 +161,109 @@ def _journaled(stage: str, destination: str) -> bool:
             try:
                 if stage in journal_mod.load(path).stages:
                     return True
-            except (OSError, ValueError, KeyError):
-                return True  # unreadable: keep everything until it is dealt with
+            except UntrustedError:
+                continue  # not ours: it protects nothing, and is never obeyed
+            except (OSError, ValueError, KeyError, TypeError):
+                return True  # ours but unreadable: keep everything until it is dealt with
     return False
 
 
-def recover_locked(destination: str) -> list[Recovered]:
-    """Recover every interrupted transaction in *destination*; the caller holds its lock."""
+def _live_reason(journal: Journal, held: str | None) -> tuple[str, int | None]:
+    """Why *journal*'s transaction is still running ("" if it is not), and the lock fd
+    taken on its behalf (the caller closes it once done with the journal)."""
+    for stage in journal.stages:
+        why = _owner_holds(stage)
+        if why:
+            return why, None
+    if held is not None and os.path.realpath(journal.lock_path) == os.path.realpath(held):
+        return "", None
+    fd = locking.try_lock(journal.lock_path)
+    if fd is None:
+        return f"its lock {journal.lock_path} is held", None
+    return "", fd
+
+
+def _owner_holds(stage: str) -> str:
+    """Why the installer of a journaled *stage* may still be running ("" if it is not).
+
+    Its owner file was made (and locked) before the journal was written, so only
+    the lock counts here: a missing owner file means its installer was already
+    cleaning up, whatever the pid in the stage's name.
+    """
+    try:
+        fd = trust.open_trusted(os.path.join(stage, staging.OWNER), "file")
+    except (FileNotFoundError, NotADirectoryError):
+        return ""
+    except OSError as exc:
+        return f"the owner file of its staging directory {stage} cannot be judged: {exc}"
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return f"its staging directory {stage} is still locked by its installer"
+    finally:
+        os.close(fd)
+    return ""
+
+
+def _load_for_recovery(path: str) -> Journal | Recovered:
+    try:
+        return journal_mod.load(path)
+    except UntrustedError as exc:
+        return Recovered(path, "(unknown)", "not trusted, left alone", str(exc))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RecoveryError(
+            f"cannot read the journal {path}: {exc}. Nothing was changed.", path
+        ) from exc
+
+
+def recover_locked(destination: str, held: str | None = None) -> list[Recovered]:
+    """Recover every interrupted transaction in *destination*.
+
+    The caller holds a lock of that destination: *held* is its path (default:
+    the destination's default lock).  Live and untrusted transactions and
+    staging directories are reported with an outcome in :data:`LEFT_ALONE`.
+    """
+    destination = os.path.realpath(destination)
+    held = held if held is not None else locking.lock_path_for(destination)
     done = []
     for path in journal_mod.find(destination):
-        if path.endswith(".tmp"):
-            os.unlink(path)
+        loaded = _load_for_recovery(path)
+        if isinstance(loaded, Recovered):
+            done.append(loaded)
+            continue
+        tampered = [
+            f"{stage} is not trusted: {why}"
+            for stage in loaded.stages
+            if os.path.lexists(stage) and (why := staging.distrust_stage(stage))
+        ]
+        if tampered:  # a stage of ours that someone else could have swapped or changed
+            done.append(Recovered(path, loaded.project, "not trusted, left alone", tampered[0]))
+            continue
+        reason, fd = _live_reason(loaded, held)
+        if reason:
+            done.append(Recovered(path, loaded.project, "in progress, left alone", reason))
             continue
         try:
-            journal = journal_mod.load(path)
-        except (OSError, ValueError, KeyError) as exc:
-            raise RecoveryError(
-                f"cannot read the journal {path}: {exc}. Nothing was changed.", path
-            ) from exc
-        done.append(Recovered(path, journal.project, resolve(journal)))
+            done.append(Recovered(path, loaded.project, resolve(loaded)))
+        finally:
+            if fd is not None and fd >= 0:
+                os.close(fd)
     try:
         for stage in stray_stages(destination):
             staging.remove_tree(stage)
             done.append(Recovered(stage, "(unknown)", "removed abandoned staging directory"))
+        for stage in _private_dirs(destination):
+            why = staging.distrust_stage(stage)
+            if why is not None:
+                done.append(Recovered(stage, "(unknown)", "not trusted, left alone", why))
         for name in os.listdir(destination) if os.path.isdir(destination) else ():
-            if name.startswith(PRIVATE_PREFIX) and name.endswith(journal_mod.SUFFIX + ".tmp"):
-                os.unlink(os.path.join(destination, name))
+            path = os.path.join(destination, name)
+            if (
+                name.startswith(PRIVATE_PREFIX)
+                and name.endswith(journal_mod.SUFFIX + ".tmp")
+                and trust.distrust_path(path, "file") is None
+            ):
+                os.unlink(path)
     except OSError as exc:
         raise RecoveryError(
             f"cannot remove leftovers in {destination}: {exc}.", exc.filename or destination
@@ -164,9 +273,10 @@ def recover_locked(destination: str) -> list[Recovered]:
 
 def recover(destination: str, timeout: float = 60.0) -> list[Recovered]:
     """Take *destination*'s lock and recover what was interrupted there."""
-    destination = os.path.abspath(destination)
-    with locking.hold(locking.lock_path_for(destination), timeout):
-        return recover_locked(destination)
+    destination = os.path.realpath(destination)
+    lock = locking.lock_path_for(destination)
+    with locking.hold(lock, timeout):
+        return recover_locked(destination, lock)
 
 
 @dataclass
@@ -180,24 +290,46 @@ class Status:
 
 
 def status(destination: str) -> list[Status]:
-    """In-flight or interrupted transactions in *destination*; changes nothing."""
-    destination = os.path.abspath(destination)
-    holders = locking.lock_holders(locking.lock_path_for(destination))
+    """In-flight or interrupted transactions in *destination*; changes nothing.
+
+    Journals that are not trusted are not listed here: see :func:`untrusted`.
+    """
+    destination = os.path.realpath(destination)
     out = []
     for path in journal_mod.find(destination):
-        if path.endswith(".tmp"):
-            continue
         try:
             journal = journal_mod.load(path)
-        except (OSError, ValueError, KeyError) as exc:
+        except UntrustedError:
+            continue
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             raise RecoveryError(
                 f"cannot read the journal {path}: {exc}. Move it aside only if you know the"
                 " install it describes is complete; otherwise report it.",
                 path,
             ) from exc
         done = sum(1 for s in journal.steps if steps.is_done(s))
-        out.append(
-            Status(path, journal.project, journal.pid, len(journal.steps), done,
-                   journal.pid in holders)
-        )
+        reason, fd = _live_reason(journal, None)
+        if fd is not None and fd >= 0:
+            os.close(fd)
+        out.append(Status(path, journal.project, journal.pid, len(journal.steps), done,
+                          bool(reason)))
+    return out
+
+
+def untrusted(destination: str) -> list[tuple[str, str]]:
+    """Journals and staging directories in *destination* that install-atomic will not act
+    on, each with the reason; changes nothing."""
+    destination = os.path.realpath(destination)
+    out = []
+    for path in journal_mod.find(destination):
+        try:
+            journal_mod.load(path)
+        except UntrustedError as exc:
+            out.append((path, str(exc)))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # reported by status()
+    for stage in _private_dirs(destination):
+        why = staging.distrust_stage(stage)
+        if why is not None:
+            out.append((stage, why))
     return out

@@ -53,7 +53,8 @@ def is_done(step: Step) -> bool:
     return _id(step.dest) == step.new_id
 
 
-def _where(step: Step, ident: tuple[int, int] | None) -> str | None:
+def locate(step: Step, ident: tuple[int, int] | None) -> str | None:
+    """Which of the step's paths holds the entry *ident* now (None: none of them)."""
     if ident is None:
         return None
     for path in (step.dest, step.source, step.backup, step.aside):
@@ -82,7 +83,7 @@ def undo(step: Step) -> None:
         return
     if dest_id == step.old_id:
         return  # old entry in place (also: a file's backup link made, replace not yet)
-    old_at = _where(step, step.old_id)
+    old_at = locate(step, step.old_id)
     if old_at is None:
         raise FileNotFoundError(
             f"the previous version of {step.dest} is neither in place nor at {step.backup}"

@@ -41,12 +41,19 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Callable
 
-from install_atomic.engine import locking, recovery, staging, steps
+from install_atomic.engine import locking, primitives, recovery, staging, steps
 from install_atomic.engine.journal import Journal
 from install_atomic.engine.ownership import Ownership, scan
 from install_atomic.engine.plan import BackupNamer, Plan, Planner, Step
 from install_atomic.engine.primitives import fsync_path, fsync_tree
-from install_atomic.errors import CommitError, ConflictError, InstallAtomicError, StagingError
+from install_atomic.errors import (
+    CommitError,
+    ConflictError,
+    InstallAtomicError,
+    LockTimeout,
+    StagingError,
+    UnsafePathError,
+)
 
 Logger = Callable[[str], None]
 
@@ -93,11 +100,13 @@ class Transaction:
         warn: Logger = _stderr,
     ) -> None:
         self.project = project
-        self.primary = os.path.abspath(primary)
+        # Real paths: metadata paths (RECORD's '../../../bin/tool') resolve against the
+        # directory itself, not against a symlink leading to it.
+        self.primary = os.path.realpath(primary)
         self.lock_timeout = lock_timeout
         self.lock_path = lock_path or locking.lock_path_for(self.primary)
         #: Directories removal never climbs to (nor above): the install scheme's.
-        self.stops = [os.path.abspath(s) for s in stops]
+        self.stops = [os.path.realpath(s) for s in stops]
         self.strict = strict
         self.dry_run = dry_run
         self.durable = durable
@@ -113,7 +122,7 @@ class Transaction:
     # -- staging -----------------------------------------------------------
     def stage(self, destination: str) -> str:
         """Return the staging directory for *destination*, creating both if needed."""
-        destination = os.path.normpath(os.path.abspath(destination))
+        destination = os.path.realpath(destination)
         if destination not in self._stages:
             if not self.dry_run:
                 staging.ensure_destination(destination)
@@ -154,9 +163,17 @@ class Transaction:
                     yield src, os.path.normpath(os.path.join(dest, os.path.relpath(src, stage)))
 
     # -- commit ------------------------------------------------------------
+    @property
+    def scheme(self) -> list[str]:
+        """The directories this transaction may change: its destinations and the
+        install scheme's directories (``stops``).  Paths that installed metadata names
+        elsewhere are never acted on."""
+        return sorted({self.primary, *self.stops, *self._stages})
+
     def plan(self) -> Plan:
         """Compute the plan against the destination as it is now."""
-        ownership = Ownership(scan(self.primary), self.project)
+        ownership = Ownership(scan(self.primary, self.scheme), self.project)
+        self._report_outside(ownership)
         relocate = None if self.dry_run else self._relocate
         planner = Planner(ownership, BackupNamer(self.txid), relocate)
         return planner.plan(self.roots, self.primary, extra_stops=[self.primary, *self.stops])
@@ -220,16 +237,7 @@ class Transaction:
         waited = time.monotonic()
         with locking.hold(self.lock_path, self.lock_timeout):
             started = time.monotonic()
-            recovered = recovery.recover_locked(self.primary)
-            for dest in {d for _, d in self.roots} - {self.primary}:
-                recovered += recovery.recover_locked(dest)
-            for item in recovered:
-                if item.outcome == "removed abandoned staging directory":
-                    self.warn(f"install_atomic: removed an abandoned staging directory"
-                              f" ({item.journal})")
-                else:
-                    self.warn(f"install_atomic: recovered an interrupted install of"
-                              f" {item.project}: {item.outcome} ({item.journal})")
+            recovered = self._recover(waited)
             plan = self.plan()
             self._report_conflicts(plan)
             journal = Journal(
@@ -239,6 +247,7 @@ class Transaction:
                 lock_path=self.lock_path,
                 stages=[st.path for st in self._all_stages()],
                 steps=plan.steps,
+                roots=self.scheme,
             )
             try:
                 if self.durable:  # copies made under the lock onto mounted filesystems
@@ -258,16 +267,20 @@ class Transaction:
                     path,
                     rolled_back=True,
                 ) from exc
-            swap_seconds = self._run_steps(plan.steps, journal)
+            swap_seconds = self._run_steps(plan, journal)
             self.committed = True
             try:
                 if self.durable:
                     for parent in sorted({os.path.dirname(s.dest) for s in plan.steps}):
                         fsync_path(parent)
+                # The stages stay locked until their journal is gone: a recovery that
+                # sees this journal meanwhile knows its installer is alive.
+                recovery.cleanup(journal)
                 for st in self._all_stages():
                     st.release()
-                recovery.cleanup(journal)
             except OSError as exc:
+                for st in self._all_stages():
+                    st.release()  # the journal is kept: this installer lets recovery in
                 path = exc.filename or journal.path
                 raise InstallAtomicError(
                     f"{self.project} is installed, but cleaning up failed: {exc.strerror}"
@@ -284,6 +297,55 @@ class Transaction:
             )
         return result
 
+    def _recover(self, waited: float) -> list[recovery.Recovered]:
+        """Under the lock: finish what crashed installers left in our destinations, and
+        wait for a live transaction found there (one that took another lock, or whose
+        lock file was deleted) to end, within the lock timeout."""
+        while True:
+            found: list[recovery.Recovered] = []
+            for dest in [self.primary, *sorted({d for _, d in self.roots} - {self.primary})]:
+                found += recovery.recover_locked(dest, self.lock_path)
+            live = [r for r in found if r.outcome == "in progress, left alone"]
+            for item in found:
+                if item.outcome == "removed abandoned staging directory":
+                    self.warn(f"install_atomic: removed an abandoned staging directory"
+                              f" ({item.journal})")
+                elif item.outcome == "not trusted, left alone":
+                    self.warn(f"install_atomic: warning: {item.reason}")
+                elif item.outcome not in recovery.LEFT_ALONE:
+                    self.warn(f"install_atomic: recovered an interrupted install of"
+                              f" {item.project}: {item.outcome} ({item.journal})")
+            if not live:
+                return found
+            elapsed = time.monotonic() - waited
+            if 0 <= self.lock_timeout <= elapsed:
+                raise LockTimeout(
+                    f"timed out after {elapsed:.1f}s waiting for the install of"
+                    f" {live[0].project} ({live[0].journal}) to finish: {live[0].reason}."
+                    " Wait for it, raise --lock-timeout, or, if that process is hung, stop"
+                    " it and run 'python -m install_atomic recover'.",
+                    live[0].journal,
+                )
+            time.sleep(0.1)
+
+    def _report_outside(self, ownership: Ownership) -> None:
+        """Warn about (or, with ``strict``, refuse) paths that the project's installed
+        metadata names outside the scheme: they are never removed."""
+        for dist in ownership.old:
+            for written in dist.outside:
+                message = (
+                    f"{dist.metadata_path} names {written!r}, which lies outside the install"
+                    f" scheme ({', '.join(self.scheme)})"
+                )
+                if self.strict:
+                    raise UnsafePathError(
+                        f"{message}; refusing (--strict). Nothing was changed. Remove that"
+                        " line from the metadata, or install without --strict to leave the"
+                        " path alone.",
+                        dist.metadata_path,
+                    )
+                self.warn(f"warning: {message}; it is left alone, never removed")
+
     def _report_conflicts(self, plan: Plan) -> None:
         for conflict in plan.conflicts:
             owners = ", ".join(sorted(set(conflict.owners)))
@@ -296,10 +358,10 @@ class Transaction:
                 )
             self.warn(f"warning: {message}; replacing it (use --strict to refuse)")
 
-    def _run_steps(self, plan_steps: list[Step], journal: Journal) -> float:
+    def _run_steps(self, plan: Plan, journal: Journal) -> float:
         first = time.perf_counter()
         done: list[Step] = []
-        for step in plan_steps:
+        for step in plan.steps:
             try:
                 steps.apply(step)
             except BaseException as exc:  # OSError, and Ctrl-C between two renames
@@ -307,7 +369,47 @@ class Transaction:
                 self._rollback(done, journal, exc, step)
                 raise
             done.append(step)
+            listing = plan.listings.get(step.dest)
+            if listing is not None:
+                self._return_strays(step, listing)
         return time.perf_counter() - first
+
+    def _return_strays(self, step: Step, listing: frozenset[str]) -> None:
+        """Move back what another process wrote into a directory while it was swapped.
+
+        *listing* is what the old directory held when the plan was made.  A tool
+        that takes no lock (pip) may have written into it since; right after the
+        exchange, whatever is in the old directory and not in *listing* is moved
+        into the new one (bytecode caches aside), so it is not deleted with the
+        old version.  What such a tool writes into the old directory after this
+        scan, through a descriptor or path it resolved before the exchange, is
+        still lost: see the guarantees page.
+        """
+        old_at = steps.locate(step, step.old_id)
+        if old_at is None or old_at == step.dest:
+            return
+        for dirpath, dirnames, filenames in os.walk(old_at):
+            rel_dir = os.path.relpath(dirpath, old_at)
+            descend = []
+            for name in sorted(dirnames) + sorted(filenames):
+                rel = os.path.normpath(os.path.join(rel_dir, name))
+                is_dir = name in dirnames and not os.path.islink(os.path.join(dirpath, name))
+                if rel in listing or name == "__pycache__" or name.endswith(".pyc"):
+                    if is_dir:
+                        descend.append(name)
+                    continue
+                target = os.path.join(step.dest, rel)
+                try:
+                    os.makedirs(os.path.dirname(target), exist_ok=True)
+                    primitives.rename_noreplace(os.path.join(dirpath, name), target)
+                except OSError as exc:
+                    self.warn(f"install_atomic: warning: {os.path.join(step.dest, rel)} was"
+                              f" written by another process during the commit and could not"
+                              f" be kept ({exc.strerror}); reinstall what wrote it")
+                else:
+                    self.warn(f"install_atomic: {target} was written by another process"
+                              " during the commit; kept in the new version")
+            dirnames[:] = descend
 
     def _rollback(
         self, done: list[Step], journal: Journal, exc: BaseException, failed: Step
@@ -321,9 +423,9 @@ class Transaction:
         try:
             for step in reversed(done):
                 steps.undo(step)
+            recovery.cleanup(journal)
             for st in self._all_stages():
                 st.release()
-            recovery.cleanup(journal)
         except BaseException as undo_exc:
             self._journal_kept = True
             if not isinstance(exc, OSError):
