@@ -47,6 +47,7 @@ __all__ = [
     "bin_dir",
     "clean_env",
     "create_venv",
+    "flock_holders",
     "make_project",
     "run",
     "site_packages",
@@ -467,3 +468,21 @@ def leftovers(*roots: StrPath) -> list[str]:
                 if n.startswith(".install-atomic")
             ]
     return sorted(found)
+
+
+def flock_holders(path: StrPath) -> list[int]:
+    """Pids holding a ``flock`` on the file *path* (waiters excluded), read from
+    ``/proc/locks`` (Linux); [] when *path* does not exist."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return []
+    wanted = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    pids = []
+    with open("/proc/locks", encoding="ascii") as f:
+        for line in f:
+            parts = line.split()
+            if "->" not in parts and len(parts) >= 6 and parts[1] == "FLOCK" \
+                    and parts[5] == wanted:
+                pids.append(int(parts[4]))
+    return pids

@@ -10,6 +10,7 @@ top are also used by ``test_cmdclass.py``, ``test_verify.py`` and ``test_cli.py`
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import json
 import marshal
@@ -25,12 +26,24 @@ from pathlib import Path
 
 import pytest
 
-from helpers import MakeVenv, StrPath, Venv, leftovers, make_project, run, tree_digest
+from helpers import (
+    MakeVenv,
+    StrPath,
+    Venv,
+    flock_holders,
+    leftovers,
+    make_project,
+    run,
+    tree_digest,
+)
+from test_crash import Shim, reaping, start_install, wait_until
 
 pytestmark = pytest.mark.slow
 
 PRIVATE = ".install-atomic"
 LOCK = ".lock"
+#: What :func:`setup_py` sets for every install.
+NO_PYC: dict[str, str | None] = {"PYTHONDONTWRITEBYTECODE": "1"}
 PY_TAG = f"py{sys.version_info[0]}.{sys.version_info[1]}"
 CACHE_TAG = sys.implementation.cache_tag
 EXT_SUFFIX = str(sysconfig.get_config_var("EXT_SUFFIX"))
@@ -272,6 +285,40 @@ def run_in(venv: Venv, code: str) -> str:
 
 def dist_version(venv: Venv, dist: str) -> str:
     return run_in(venv, f"import importlib.metadata as m; print(m.version({dist!r}))")
+
+
+def install_checking_lock(
+    venv: Venv,
+    project: Path,
+    *args: StrPath,
+    lock: Path,
+    work: Path,
+    env: Mapping[str, str | None] | None = None,
+) -> str:
+    """``setup.py install_atomic *args`` in *project*, stopped right after the first rename
+    of its commit (the shim of ``test_crash``): there the installer must be the one process
+    holding ``flock`` on *lock*.  Then it finishes; returns its stdout.
+
+    A held flock on the expected file is what keeps two installers (or uv) from committing
+    into one destination at once: the file merely existing proves nothing."""
+    base = work / f"lock-check-{len(list(work.glob('lock-check-*')))}"
+    shim = Shim.create(base)
+    go = base / "go"
+    full_env: dict[str, str | None] = dict(env or {})
+    full_env.update(shim.env("lock-check", pause="apply:1", go=go))
+    proc = start_install(venv, project, *map(os.fspath, args), logs=base / "logs",
+                         env=full_env, name="lock-check")
+    with reaping(proc):
+        wait_until(lambda: shim.seen("lock-check", "paused:apply:1"),
+                   "the install to make the first rename of its commit", watch=[proc])
+        holders = flock_holders(lock)
+        go.touch()
+        proc.succeeded()
+    assert holders == [proc.pid], (
+        f"in the middle of the commit {lock} is locked by {holders}, not by the installer"
+        f" (pid {proc.pid})"
+    )
+    return proc.stdout()
 
 
 @contextlib.contextmanager
@@ -527,7 +574,8 @@ def test_prefix(make_venv: MakeVenv, tmp_path: Path) -> None:
     prefix = tmp_path / "prefix"
     setup_py(venv, make_project("scripts", tmp_path, "1.0"), "--prefix", prefix)
     check_elsewhere(venv, Layout.of_prefix(prefix))
-    setup_py(venv, make_project("scripts", tmp_path, "2.0"), "--prefix", prefix)
+    install_checking_lock(venv, make_project("scripts", tmp_path, "2.0"), "--prefix", prefix,
+                          lock=Layout.of_prefix(prefix).lib / LOCK, work=tmp_path, env=NO_PYC)
     check_elsewhere(venv, Layout.of_prefix(prefix), "2.0")
     assert tree_digest(venv.root) == untouched
 
@@ -536,7 +584,8 @@ def test_home(make_venv: MakeVenv, tmp_path: Path) -> None:
     venv = make_venv("newest")
     untouched = tree_digest(venv.root)
     home = tmp_path / "home"
-    setup_py(venv, make_project("scripts", tmp_path, "1.0"), "--home", home)
+    install_checking_lock(venv, make_project("scripts", tmp_path, "1.0"), "--home", home,
+                          lock=home / "lib" / "python" / LOCK, work=tmp_path, env=NO_PYC)
     layout = Layout(
         lib=home / "lib" / "python",
         scripts=home / "bin",
@@ -551,26 +600,35 @@ def test_user(make_venv: MakeVenv, tmp_path: Path) -> None:
     venv = make_venv("newest")
     untouched = tree_digest(venv.root)
     base = tmp_path / "userbase"
-    env = {"HOME": str(tmp_path / "home"), "PYTHONUSERBASE": str(base)}
-    setup_py(venv, make_project("scripts", tmp_path, "1.0"), "--user", env=env)
+    env = {"HOME": str(tmp_path / "home"), "PYTHONUSERBASE": str(base), **NO_PYC}
+    install_checking_lock(venv, make_project("scripts", tmp_path, "1.0"), "--user",
+                          lock=Layout.of_prefix(base).lib / LOCK, work=tmp_path, env=env)
     check_elsewhere(venv, Layout.of_prefix(base))
     assert tree_digest(venv.root) == untouched
 
 
 def test_root_and_record(make_venv: MakeVenv, tmp_path: Path) -> None:
     """--root R installs below R + the prefix path (DESTDIR); the venv is untouched;
-    --record lists the final paths (R stripped); pycs name the final paths too."""
+    --record lists the final paths (R stripped); pycs name the final paths too.  The
+    commit locks a file in the temporary directory named after the library directory,
+    neither the venv's lock nor one inside the tree being packaged."""
     venv = make_venv("newest")
     untouched = tree_digest(venv.root)
     root = tmp_path / "destdir"
     record = tmp_path / "record.txt"
-    setup_py(venv, make_project("scripts", tmp_path, "1.0"), "--root", root, "--record", record)
-    assert tree_digest(venv.root) == untouched
     final = Layout.of_venv(venv)
     staged = Layout(
         *(Path(str(root) + str(getattr(final, kind))) for kind in ("lib", "scripts", "data",
                                                                      "headers"))
     )
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    lock = tmp / f"install-atomic-{hashlib.sha256(str(staged.lib).encode()).hexdigest()[:16]}.lock"
+    install_checking_lock(venv, make_project("scripts", tmp_path, "1.0"), "--root", root,
+                          "--record", record, lock=lock, work=tmp_path,
+                          env={"TMPDIR": str(tmp), **NO_PYC})
+    assert tree_digest(venv.root) == untouched
+    assert [p for p in files_under(root, skip_lock=False) if p.name == LOCK] == []
     present = files_under(root)
     expected = expected_files("scripts", "1.0", staged)
     assert sorted(map(str, present)) == sorted(map(str, expected))
@@ -604,7 +662,8 @@ def test_separate_install_dirs_and_record(make_venv: MakeVenv, tmp_path: Path) -
     expected = expected_files("scripts", "1.0", layout)
     assert sorted(record.read_text(encoding="utf-8").splitlines()) == sorted(map(str, expected))
     assert files_under(dirs) == expected
-    setup_py(venv, make_project("scripts", tmp_path, "2.0"), *args)
+    install_checking_lock(venv, make_project("scripts", tmp_path, "2.0"), *args,
+                          lock=layout.lib / LOCK, work=tmp_path, env=NO_PYC)
     check_elsewhere(venv, layout, "2.0")
     assert files_under(dirs) == expected_files("scripts", "2.0", layout)
     assert tree_digest(venv.root) == untouched
@@ -630,6 +689,27 @@ def test_no_compile(make_venv: MakeVenv, tmp_path: Path) -> None:
     check_install("pkg", "1.0", Layout.of_venv(venv), present, pycs=())
     assert not [p for p in present if "__pycache__" in p.parts]
     check_scenario_runtime(venv, "pkg", "1.0")
+
+
+def test_import_check_writes_no_bytecode(make_venv: MakeVenv, tmp_path: Path) -> None:
+    """The import check runs the staged tree with bytecode writing disabled, whatever the
+    installer's environment: run without PYTHONDONTWRITEBYTECODE (unlike :func:`setup_py`)
+    and with ``--no-compile``, the check is the only thing that could write bytecode, and
+    none lands in site-packages (a pyc written there would name the staging directory)."""
+    venv = make_venv("newest")
+    proc = venv.setup_py(make_project("pkg", tmp_path, "1.0"), "install_atomic", "--no-compile",
+                         env={"PYTHONDONTWRITEBYTECODE": None}, check=False)
+    assert proc.returncode == 0, describe(proc)
+    assert "checking that demo-pkg imports from the staged tree" in proc.stdout
+    assert venv.import_version("demopkg") == "1.0"
+    staged_names = []
+    for pyc in sorted(venv.root.rglob("*.pyc")):
+        code = marshal.loads(pyc.read_bytes()[16:])
+        if PRIVATE in code.co_filename:
+            staged_names.append(f"{pyc} names {code.co_filename}")
+    assert staged_names == []
+    caches = sorted(str(p) for p in venv.site_packages.rglob("__pycache__"))
+    assert caches == [], "bytecode written although --no-compile was given"
 
 
 @pytest.mark.parametrize(
@@ -808,6 +888,39 @@ def test_project_that_fails_to_build(make_venv: MakeVenv, tmp_path: Path) -> Non
     assert re.search(r"^error: .*(command|exit status|failed)", output(proc), re.M), output(proc)
     assert tree_digest(venv.root) == before
     assert leftovers(venv.root) == []
+
+
+def test_data_files_leaving_the_prefix_are_refused(make_venv: MakeVenv, tmp_path: Path) -> None:
+    """An upgrade whose relative ``data_files`` target climbs out of the data directory
+    (``../../outside``) is refused before anything is written: one clear error naming the
+    target, the installed 1.0 exactly as it was, nothing created next to the venv."""
+    venv = make_venv("newest")
+    setup_py(venv, make_project("scripts", tmp_path / "src", "1.0"))
+    project = make_project("scripts", tmp_path / "src", "2.0")
+    setup = project / "setup.py"
+    stock = 'data_files=[("share/demo-scripts", sorted(glob("data/*.txt")))],'
+    assert stock in setup.read_text()
+    setup.write_text(setup.read_text().replace(
+        stock,
+        'data_files=[("share/demo-scripts", sorted(glob("data/*.txt"))),'
+        ' ("../../outside", ["data/readme.txt"])],',
+    ))
+    outside = venv.root.parent / "outside"  # where ../../outside of the data stage leads
+    around = tree_digest(tmp_path, exclude=("venv", "src"))
+    before = tree_digest(venv.root)
+    proc = setup_py(venv, project, check=False)
+    out = output(proc)
+    assert proc.returncode != 0, describe(proc)
+    errors = [line for line in out.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, out
+    assert "refusing to install" in errors[0] and "../../outside" in errors[0], errors[0]
+    assert "is outside the destination" in errors[0] and "data_files" in errors[0], errors[0]
+    assert "Traceback" not in out, out
+    assert not outside.exists(), f"a data file was written to {outside}"
+    assert tree_digest(venv.root) == before
+    assert tree_digest(tmp_path, exclude=("venv", "src")) == around
+    assert leftovers(tmp_path) == []
+    assert venv.import_version("demoscripts") == "1.0"
 
 
 def test_destination_is_a_file(make_venv: MakeVenv, tmp_path: Path) -> None:

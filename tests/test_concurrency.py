@@ -32,7 +32,10 @@ from pathlib import Path
 
 import pytest
 
+from enginekit import Scenario, diff, digest, start_paused_commit, upgrade_scenario
+from enginekit import leftovers as private_entries
 from helpers import MakeVenv, Venv, clean_env, run
+from install_atomic.errors import LockTimeout
 from test_crash import (
     PY,
     SPECS,
@@ -177,6 +180,87 @@ def test_lock_timeout_names_the_holder(world: World) -> None:
         assert leftovers(venv) == []
     venv.setup_py(project, "install_atomic", "--lock-timeout", "1")
     assert_consistent(venv, SPECS["pkg"], "2.0")
+
+
+# --------------------------------------------------------------------------- the lock file
+
+#: A process holding ``FileLock(argv[1])`` until a line on stdin (or 120 s: a commit that
+#: ignores its timeout then gets the lock and the test fails instead of hanging).
+_HOLD_LOCK = """
+import select, sys
+from filelock import FileLock
+lock = FileLock(sys.argv[1])
+lock.acquire()
+print("locked", flush=True)
+select.select([sys.stdin], [], [], 120)
+lock.release()
+"""
+
+
+@pytest.mark.parametrize("in_venv", [False, True], ids=["plain-directory", "venv"])
+def test_commit_holds_the_lock_of_its_destination(in_venv: bool, tmp_path: Path) -> None:
+    """A commit stopped after its first rename holds ``flock`` on ``<venv>/.lock`` inside a
+    virtual environment (the file uv locks), on ``<site-packages>/.lock`` outside one, and
+    on no other ``.lock``; the next commit recovers the interrupted one and installs."""
+    scenario = upgrade_scenario(tmp_path / "env")
+    if in_venv:
+        scenario = Scenario(scenario.prefix, scenario.new, scenario.old,
+                            extra={"../../pyvenv.cfg": b"home = /usr/bin\n"})
+    scenario.build()
+    expected = scenario.expected(tmp_path / "reference")
+    lock, elsewhere = scenario.site / ".lock", scenario.prefix / ".lock"
+    if in_venv:
+        lock, elsewhere = elsewhere, lock
+    child = start_paused_commit(scenario, 1, tmp_path)
+    try:
+        assert lock.is_file()
+        assert lock_holders(lock) == [child.pid], f"{lock} is not locked by the committer"
+        assert not elsewhere.exists()
+    finally:
+        child.communicate("", timeout=WAIT)  # the paused child then dies (exit 137)
+    assert child.returncode == 137, child.returncode
+    assert lock_holders(lock) == []
+    result = scenario.commit()
+    assert [r.project for r in result.recovered] == [scenario.new.name]
+    assert digest(scenario.prefix) == expected, diff(digest(scenario.prefix), expected)
+    assert private_entries(scenario.prefix) == []
+    assert not elsewhere.exists()
+
+
+def test_retry_with_a_longer_timeout_after_a_lock_timeout(tmp_path: Path) -> None:
+    """Another process holds the destination lock: a commit with ``lock_timeout=0`` fails
+    with LockTimeout naming the lock file and the holder, changing nothing.  Retrying
+    inside the ``except`` block (the error, whose traceback references filelock's
+    singleton lock object, still alive) once the holder is gone gets the lock and installs."""
+    scenario = upgrade_scenario(tmp_path / "env")
+    before = scenario.build()
+    expected = scenario.expected(tmp_path / "reference")
+    lock = scenario.site / ".lock"
+    with subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(lock)], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, text=True) as holder:
+        assert holder.stdout is not None and holder.stdin is not None
+        try:
+            assert holder.stdout.readline() == "locked\n"
+            assert lock_holders(lock) == [holder.pid]
+            try:
+                scenario.commit(lock_timeout=0)
+            except LockTimeout as exc:
+                assert exc.path == str(lock) and exc.holder == holder.pid, exc
+                assert f"waiting for the lock {lock}, held by process {holder.pid}" in str(exc)
+                assert digest(scenario.prefix) == before, "changed while the lock was held"
+                assert private_entries(scenario.prefix) == []
+                holder.stdin.write("done\n")  # the holder lets go and exits
+                holder.stdin.flush()
+                assert holder.wait(WAIT) == 0
+                assert lock_holders(lock) == []
+                result = scenario.commit(lock_timeout=30)
+            else:
+                pytest.fail(f"the commit did not wait for the lock {lock} held by {holder.pid}")
+        finally:
+            holder.kill()
+    assert result.recovered == []
+    assert digest(scenario.prefix) == expected, diff(digest(scenario.prefix), expected)
+    assert private_entries(scenario.prefix) == []
 
 
 # --------------------------------------------------------------------------- uv

@@ -335,9 +335,11 @@ def test_symlinked_namespace_portion(make_venv: MakeVenv, tmp_path: Path) -> Non
 @pytest.mark.slow
 def test_symlinked_shared_namespace_keeps_sibling(make_venv: MakeVenv, tmp_path: Path) -> None:
     """``site/demons`` (PEP 420, shared by demo-ns-a and demo-ns-b) is a symlink to a
-    directory elsewhere that holds both portions.  Upgrading demo-ns-a may refuse (nothing
-    changed, the link named) or succeed, but never breaks demo-ns-b: every file it lists
-    stays where it lists it, with its content, and it imports."""
+    directory elsewhere that holds both portions.  Upgrading demo-ns-a is refused before
+    anything changes (engine/plan.py): replacing the link would make demo-ns-b's files
+    vanish, writing through it would change a directory outside the destination.  The
+    error names the link and the distribution sharing it; the venv and the directory the
+    link points to are exactly as they were, and demo-ns-b still imports."""
     venv = make_venv("newest")
     site = venv.site_packages
     install(venv, make_project("ns_pep420_a", tmp_path / "src", "1.0"))
@@ -346,28 +348,26 @@ def test_symlinked_shared_namespace_keeps_sibling(make_venv: MakeVenv, tmp_path:
     elsewhere.parent.mkdir()
     shutil.move(site / "demons", elsewhere)
     (site / "demons").symlink_to(elsewhere, target_is_directory=True)
-    beta_files = sorted(elsewhere.joinpath("beta").rglob("*.py"))
-    beta = {f: f.read_bytes() for f in beta_files}
     before = tree_digest(venv.root)
+    elsewhere_before = tree_digest(elsewhere)
 
     proc = venv.setup_py(
         make_project("ns_pep420_a", tmp_path / "src", "2.0"), "install_atomic", check=False
     )
     out = proc.stdout + proc.stderr
-    if proc.returncode != 0:
-        assert str(site / "demons") in out, out
-        assert tree_digest(venv.root) == before
-    else:
-        assert venv.import_version("demons.alpha.core") == "2.0"
-    lost = [
-        str(f)
-        for f, content in beta.items()
-        if not (site / "demons" / f.relative_to(elsewhere)).is_file()
-        or (site / "demons" / f.relative_to(elsewhere)).read_bytes() != content
-    ]
-    assert not lost, f"demo-ns-b's files are gone from {site / 'demons'}: {lost}"
+    assert proc.returncode != 0, f"the upgrade wrote through or replaced the link:\n{out}"
+    errors = [line for line in out.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, out
+    assert f"{site / 'demons'} is a symbolic link to a directory that other distributions" \
+        in errors[0], errors[0]
+    assert "demo-ns-b" in errors[0] and "Nothing was changed" in errors[0], errors[0]
+    assert "Traceback" not in out, out
+    assert tree_digest(venv.root) == before
+    assert tree_digest(elsewhere) == elsewhere_before
+    assert (site / "demons").is_symlink() and os.readlink(site / "demons") == str(elsewhere)
+    assert venv.import_version("demons.alpha.core") == "1.0"
     assert venv.import_version("demons.beta.core") == "1.0"
-    assert leftovers(venv.root) == []
+    assert leftovers(venv.root, elsewhere) == []
 
 
 # --------------------------------------------------------------------------- modes

@@ -10,6 +10,7 @@ and read-only ones (``mount -o ro``), which must fail before anything changes.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import pytest
 
 from helpers import MakeVenv, Venv, leftovers, make_project, run, tree_digest
 from install_atomic.engine.ownership import scan
+from test_command import install_checking_lock
 
 pytestmark = pytest.mark.slow
 
@@ -87,8 +89,11 @@ def uninstall(venv: Venv, lib: Path) -> None:
 
 
 
-def listed_files(lib: Path) -> set[str]:
-    dists = [d for d in scan(str(lib)) if d.key == "demo-scripts"]
+def listed_files(layout: Layout) -> set[str]:
+    """What demo-scripts' metadata lists, read with the scheme's directories (files the
+    metadata names outside them are not its to list)."""
+    dists = [d for d in scan(str(layout.lib), [str(r) for r in layout.roots()])
+             if d.key == "demo-scripts"]
     assert len(dists) == 1, dists
     assert dists[0].files is not None
     return set(dists[0].files)
@@ -115,7 +120,7 @@ def check_installed(venv: Venv, layout: Layout, version: str) -> set[str]:
     found_version, location = venv.run("-c", code, env={"PYTHONPATH": str(lib)}).stdout.split()
     assert found_version == version
     assert Path(location) == lib / "demoscripts" / "cli.py"
-    listed = listed_files(lib)
+    listed = listed_files(layout)
     missing = sorted(p for p in listed if not os.path.isfile(p))
     assert not missing, missing
     for root in layout.roots():
@@ -137,12 +142,18 @@ def round_trip(
     src: Path,
     layout: Layout,
     *args: str | os.PathLike[str],
+    lock: Path,
     env: Mapping[str, str | None] | None = None,
 ) -> None:
-    """Install 1.0, upgrade to 2.0, downgrade to 1.0, uninstall; check after each step."""
+    """Install 1.0, upgrade to 2.0, downgrade to 1.0, uninstall; check after each step.
+    The upgrade must hold ``flock`` on *lock* during its commit."""
     projects = {v: make_project("scripts", src, v) for v in ("1.0", "2.0")}
     for version in ("1.0", "2.0", "1.0"):
-        install(venv, projects[version], *args, env=env)
+        if version == "2.0":
+            install_checking_lock(venv, projects[version], *args, lock=lock, work=src.parent,
+                                  env=env)
+        else:
+            install(venv, projects[version], *args, env=env)
         listed = check_installed(venv, layout, version)
     uninstall(venv, layout.lib)
     check_uninstalled(layout, listed)
@@ -162,7 +173,7 @@ def test_prefix(make_venv: MakeVenv, tmp_path: Path) -> None:
         data=prefix,
         headers=prefix / "include" / PYVER / "demo-scripts",
     )
-    round_trip(venv, tmp_path / "src", layout, "--prefix", prefix)
+    round_trip(venv, tmp_path / "src", layout, "--prefix", prefix, lock=layout.lib / ".lock")
     assert tree_digest(venv.root) == venv_before
 
 
@@ -175,7 +186,7 @@ def test_home(make_venv: MakeVenv, tmp_path: Path) -> None:
         data=home,
         headers=home / "include" / "python" / "demo-scripts",
     )
-    round_trip(venv, tmp_path / "src", layout, "--home", home)
+    round_trip(venv, tmp_path / "src", layout, "--home", home, lock=layout.lib / ".lock")
 
 
 def test_user(make_venv: MakeVenv, tmp_path: Path) -> None:
@@ -189,12 +200,14 @@ def test_user(make_venv: MakeVenv, tmp_path: Path) -> None:
         data=base,
         headers=base / "include" / PYVER / "demo-scripts",
     )
-    round_trip(venv, tmp_path / "src", layout, "--user", env=env)
+    round_trip(venv, tmp_path / "src", layout, "--user", lock=layout.lib / ".lock", env=env)
 
 
 def test_root_destdir(make_venv: MakeVenv, tmp_path: Path) -> None:
     """``--root DESTDIR``: everything lands below DESTDIR, the venv is not touched, and the
-    metadata lists paths below DESTDIR (what an upgrade inside DESTDIR needs)."""
+    metadata lists paths below DESTDIR (what an upgrade inside DESTDIR needs).  The lock
+    is a file of the temporary directory named after the library directory: neither the
+    venv's nor one inside the tree being packaged."""
     venv = make_venv("newest")
     venv_before = tree_digest(venv.root)
     destdir = tmp_path / "destdir"
@@ -208,7 +221,11 @@ def test_root_destdir(make_venv: MakeVenv, tmp_path: Path) -> None:
         data=inside(venv.root),
         headers=inside(venv.root / "include" / PYVER / "demo-scripts"),
     )
-    round_trip(venv, tmp_path / "src", layout, "--root", destdir)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    digest = hashlib.sha256(str(layout.lib).encode()).hexdigest()[:16]
+    round_trip(venv, tmp_path / "src", layout, "--root", destdir,
+               lock=tmp / f"install-atomic-{digest}.lock", env={"TMPDIR": str(tmp)})
     assert tree_digest(venv.root) == venv_before
 
 
@@ -235,7 +252,7 @@ def test_split_destinations_on_other_filesystems(
         f"--install-data={layout.data}",
         f"--install-headers={layout.headers}",
     ]
-    round_trip(venv, tmp_path / "src", layout, *args)
+    round_trip(venv, tmp_path / "src", layout, *args, lock=layout.lib / ".lock")
 
 
 def test_uninstall_stays_below_split_destinations(make_venv: MakeVenv, tmp_path: Path) -> None:

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 
 from install_atomic import __version__
 from install_atomic.engine import recovery, staging
-from install_atomic.engine.locking import environment_root
 from install_atomic.engine.ownership import canonical_name, scan
+from install_atomic.engine.scheme import scheme_dirs
 from install_atomic.engine.transaction import DEFAULT_LOCK_TIMEOUT, Transaction
 from install_atomic.errors import DestinationError, InstallAtomicError
 
@@ -119,33 +119,25 @@ def _status(destinations: list[str]) -> int:
         for path, reason in recovery.untrusted(dest):
             found += 1
             print(f"{dest}: not trusted, left alone: {path}: {reason}")
-    for path in staging.dead_build_dirs():
-        found += 1
-        print(f"leftover build directory of a killed installer: {path}")
     if not found:
         print("no interrupted installs")
+    # Not tied to a destination: the build directories (system temp dir) of this user's
+    # installers that were killed, which the next install or recover removes.
+    for path in staging.dead_build_dirs():
+        print(f"leftover build directory of a killed installer: {path}")
     return 0
-
-
-def _scheme_dirs(target: str) -> list[str]:
-    """The install-scheme directories of the environment holding *target*: removal
-    never climbs to them (a venv's ``include/`` stays, as pip leaves it)."""
-    venv = environment_root(os.path.realpath(target))
-    if venv is None:
-        return sorted(set(sysconfig.get_paths().values()))
-    base = {"base": venv, "platbase": venv, "installed_base": venv, "installed_platbase": venv}
-    return sorted(set(sysconfig.get_paths(vars=base).values()))
 
 
 def _uninstall(name: str, target: str, dry_run: bool, timeout: float) -> int:
     key = canonical_name(name)
-    if not any(d.key == key for d in scan(target)):
+    dists = [d for d in scan(target) if d.key == key]
+    if not dists:
         print(f"install_atomic: error: {name} is not installed in {target}. Check the name"
               " ('pip list' shows it), or pass --target with the directory holding it.",
               file=sys.stderr)
         return 1
     with Transaction(name, target, lock_timeout=timeout, dry_run=dry_run, log=print,
-                     stops=_scheme_dirs(target)) as txn:
+                     stops=scheme_dirs(target, dists)) as txn:
         result = txn.commit()
     if not dry_run:
         print(f"uninstalled {name} from {target}: {len(result.plan.steps)} removals")

@@ -270,9 +270,10 @@ class Transaction:
             swap_seconds = self._run_steps(plan, journal)
             self.committed = True
             try:
-                if self.durable:
-                    for parent in sorted({os.path.dirname(s.dest) for s in plan.steps}):
-                        fsync_path(parent)
+                # Always, even with --no-fsync (a few directories): the renames are on
+                # disk before any old entry is deleted.
+                for parent in sorted({os.path.dirname(s.dest) for s in plan.steps}):
+                    fsync_path(parent)
                 # The stages stay locked until their journal is gone: a recovery that
                 # sees this journal meanwhile knows its installer is alive.
                 recovery.cleanup(journal)

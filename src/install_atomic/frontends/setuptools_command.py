@@ -190,6 +190,7 @@ class _AtomicInstallMixin:
             durable=not self.no_fsync,
             log=print,
         )
+        self._check_data_files(final["data"])  # before anything is created
         with txn:
             stage_lib = txn.stage(final["lib"])
             self.install_lib = stage_lib
@@ -293,18 +294,23 @@ class _AtomicInstallMixin:
             return txn.stage(destination)
         return os.path.join(txn.stage(txn.primary), UNUSED)
 
+    def _check_data_files(self, data_dir: str) -> None:
+        """Refuse relative ``data_files`` directories that lead out of the data directory
+        (``..``, or a symlink there), naming the real destination, before any staging
+        directory exists."""
+        for item in self.distribution.data_files or []:
+            if isinstance(item, tuple) and not os.path.isabs(item[0]):
+                check_inside(os.path.join(data_dir, item[0]), data_dir)
+
     def _stage_absolute_data_files(self, txn: Transaction, root: str | None) -> None:
         """Point absolute ``data_files`` directories at staging directories of their own."""
         data_files = self.distribution.data_files or []
         rewritten = []
-        data_dir = os.path.abspath(str(self.install_data))
-        for item in data_files:
+        for item in data_files:  # relative ones were checked by _check_data_files
             if isinstance(item, tuple) and os.path.isabs(item[0]):
                 target = change_root(root, item[0]) if root else item[0]
                 rewritten.append((txn.stage(target), item[1]))
                 continue
-            if isinstance(item, tuple):
-                check_inside(os.path.join(data_dir, item[0]), data_dir)
             rewritten.append(item)
         self.distribution.data_files = rewritten
 
