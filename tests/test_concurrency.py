@@ -34,7 +34,7 @@ import pytest
 
 from enginekit import Scenario, diff, digest, start_paused_commit, upgrade_scenario
 from enginekit import leftovers as private_entries
-from helpers import MakeVenv, Venv, clean_env, run
+from helpers import MakeVenv, Venv, clean_env, flock_holders, run
 from install_atomic.errors import LockTimeout
 from test_crash import (
     PY,
@@ -214,12 +214,12 @@ def test_commit_holds_the_lock_of_its_destination(in_venv: bool, tmp_path: Path)
     child = start_paused_commit(scenario, 1, tmp_path)
     try:
         assert lock.is_file()
-        assert lock_holders(lock) == [child.pid], f"{lock} is not locked by the committer"
+        assert flock_holders(lock) == [child.pid], f"{lock} is not locked by the committer"
         assert not elsewhere.exists()
     finally:
         child.communicate("", timeout=WAIT)  # the paused child then dies (exit 137)
     assert child.returncode == 137, child.returncode
-    assert lock_holders(lock) == []
+    assert flock_holders(lock) == []
     result = scenario.commit()
     assert [r.project for r in result.recovered] == [scenario.new.name]
     assert digest(scenario.prefix) == expected, diff(digest(scenario.prefix), expected)
@@ -241,7 +241,7 @@ def test_retry_with_a_longer_timeout_after_a_lock_timeout(tmp_path: Path) -> Non
         assert holder.stdout is not None and holder.stdin is not None
         try:
             assert holder.stdout.readline() == "locked\n"
-            assert lock_holders(lock) == [holder.pid]
+            assert flock_holders(lock) == [holder.pid]
             try:
                 scenario.commit(lock_timeout=0)
             except LockTimeout as exc:
@@ -252,7 +252,7 @@ def test_retry_with_a_longer_timeout_after_a_lock_timeout(tmp_path: Path) -> Non
                 holder.stdin.write("done\n")  # the holder lets go and exits
                 holder.stdin.flush()
                 assert holder.wait(WAIT) == 0
-                assert lock_holders(lock) == []
+                assert flock_holders(lock) == []
                 result = scenario.commit(lock_timeout=30)
             else:
                 pytest.fail(f"the commit did not wait for the lock {lock} held by {holder.pid}")
@@ -325,19 +325,6 @@ def lock_waiters(lock_path: Path) -> list[int]:
     return pids
 
 
-def lock_holders(lock_path: Path) -> list[int]:
-    st = os.stat(lock_path)
-    wanted = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-    pids = []
-    with open("/proc/locks", encoding="ascii") as f:
-        for line in f:
-            parts = line.split()
-            if "->" not in parts and len(parts) >= 6 and parts[1] == "FLOCK" \
-                    and parts[5] == wanted:
-                pids.append(int(parts[4]))
-    return pids
-
-
 _UV_WAITING = re.compile(r"[Ww]aiting to acquire .*lock")
 
 
@@ -352,7 +339,7 @@ def test_uv_waits_for_a_committing_install_atomic(world: World, uv: Path) -> Non
     with reaping(a) as alive:
         wait_until(lambda: world.shim.seen("A", "paused:locked"), "A to hold the lock",
                    watch=[a])
-        assert lock_holders(venv.root / ".lock") == [a.pid]
+        assert flock_holders(venv.root / ".lock") == [a.pid]
         u = start([uv, "pip", "install", "-v", "--no-deps", "--no-index", "--python",
                    venv.python, wheel], cwd=world.tmp, logs=world.logs, name="uv",
                   env=uv_env(world.tmp))
@@ -438,7 +425,7 @@ def test_install_atomic_waits_for_uv(world: World, uv: Path) -> None:
                   env=uv_env(world.tmp))
         with reaping(u) as alive:
             wait_until(index.requested.is_set, "uv to ask the index", watch=[u])
-            assert lock_holders(venv.root / ".lock") == [u.pid]
+            assert flock_holders(venv.root / ".lock") == [u.pid]
             before = site_digest(venv)
             failed = venv.setup_py(world.project("pkg", "2.0"), "install_atomic",
                                    "--lock-timeout", "1", check=False)
