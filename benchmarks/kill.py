@@ -1,15 +1,20 @@
 """Crash recovery: SIGKILL ``install_atomic`` at random instants, recover, check.
 
-A generated package ``killpkg`` (50 modules, a console script and a legacy
-script, one module only in each version) is upgraded and downgraded with
-``python setup.py install_atomic``.  Each run is killed (``SIGKILL`` to the
-installer's whole process group: compile workers and the import check too)
-at a random instant, then::
+A generated package ``killpkg`` (600 modules, more than
+``bytecode.PARALLEL_THRESHOLD``, so it is byte-compiled by worker processes;
+a console script and a legacy script, one module only in each version) is
+upgraded and downgraded with ``python setup.py install_atomic``.  Each run
+is killed with ``SIGKILL`` sent to the installer's pid alone (not to its
+process group: what the compile workers, the import check and
+``--verify-command`` do when their installer dies is part of what is
+measured) at a random instant, then::
 
     python -m install_atomic recover <site-packages>
 
-runs and the venv is checked:
+runs at once and the venv is checked:
 
+* no process of the killed installer survives it: every descendant it had
+  just before the kill (from ``/proc``) is gone within 60 s of the kill;
 * exactly one ``killpkg`` metadata directory; its version, the version
   ``importlib.metadata.version("killpkg")`` gives and ``killpkg.VERSION`` agree;
 * every module of ``killpkg.NAMES`` imports and has that version; the
@@ -18,10 +23,14 @@ runs and the venv is checked:
   ``installed-files.txt`` exists;
 * nothing named ``.install-atomic*`` anywhere below site-packages or bin.
 
-Two series:
+Three series:
 
 * **random**: the delay is uniform in [0, D), D the median duration of an
   uninterrupted install (measured first);
+* **compile**: kills while the installer byte-compiles: the benchmark polls
+  ``/proc`` for the installer's compile workers and, once it sees one, waits
+  a delay uniform over the first three quarters of the measured time they
+  live, then kills;
 * **journal**: kills aimed at the part of the commit where a journal exists
   (renames, fsync, cleanup), a few per cent of D.  The benchmark polls
   site-packages for the journal file (``.install-atomic-*.journal``) once
@@ -29,12 +38,14 @@ Two series:
   it waits a delay uniform over the journal's measured lifetime (+10 %),
   then kills.
 
+Runs that finished before the kill are repeated; each series must have at
+least one kill that landed while the installer ran (``--quick`` included).
 What ``recover`` did is classified from its output: rolled back, rolled
 forward, or nothing to recover (with or without an orphan staging directory
 removed).
 
-Usage: ``python3 benchmarks/kill.py --kills 200 --journal-kills 100``
-(``--quick``: 4 random and 2 journal kills).
+Usage: ``python3 benchmarks/kill.py --kills 200 --compile-kills 50 --journal-kills 100``
+(``--quick``: 4 random, 2 compile and 2 journal kills).
 """
 
 from __future__ import annotations
@@ -43,6 +54,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import threading
@@ -55,9 +67,15 @@ import _common as c
 
 NAME = "kill"
 VERSIONS = ("1.0", "2.0")
-MODULES = 50
+MODULES = 600
+#: Functions per module (kept small: the install's duration sets the benchmark's).
+FUNCTIONS = 3
 MARKER = "checking that"
 DONE = "install_atomic: installed"
+#: In a compile worker's command line (install_atomic.checks.bytecode._WORKER).
+WORKER = b"install-atomic compile worker"
+#: How long the processes of a killed installer may take to go.
+GONE_SECONDS = 60.0
 
 TIMED = r'''
 import runpy, sys, time
@@ -146,7 +164,7 @@ print(json.dumps({"version": code_version, "problems": problems, "leftovers": so
 
 
 def make_project(root: Path, version: str) -> Path:
-    names = [f"mod_{i:02d}" for i in range(MODULES)]
+    names = [f"mod_{i:03d}" for i in range(MODULES)]
     only = "only_v1" if version == VERSIONS[0] else "only_v2"
     names.append(only)
     pad = "\n# second release\n" if version == VERSIONS[1] else ""
@@ -162,13 +180,74 @@ def make_project(root: Path, version: str) -> Path:
         "scripts/killpkg-legacy": f'#!python\nprint("{version}")\n',
     }
     for name in names:
-        body = "".join(f"\n\ndef f{k}(x):\n    return x + {k}\n" for k in range(10))
+        body = "".join(f"\n\ndef f{k}(x):\n    return x + {k}\n" for k in range(FUNCTIONS))
         files[f"killpkg/{name}.py"] = f'VERSION = "{version}"\n{pad}{body}'
     project = root / f"killpkg-{version}"
     c.write_files(project, files)
     (project / "scripts" / "killpkg-legacy").chmod(0o755)
     c.set_mtime(project, time.time() - (3600 if version == VERSIONS[0] else 1800))
     return project
+
+# --------------------------------------------------------------------------- /proc
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/children") as f:
+                out += [int(x) for x in f.read().split()]
+    return out
+
+
+def _start_and_state(pid: int) -> tuple[str, str] | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return fields[19], fields[0]
+
+
+def snapshot(pid: int) -> list[tuple[int, str, bytes]]:
+    """Every descendant of *pid*: (pid, start time, command line)."""
+    found, todo = [], [pid]
+    while todo:
+        for child in _children(todo.pop()):
+            todo.append(child)
+            stat = _start_and_state(child)
+            if stat is not None:
+                found.append((child, stat[0], _cmdline(child)))
+    return found
+
+
+def _alive(proc: tuple[int, str, bytes]) -> bool:
+    """Still there (same start time: not a reused pid) and not a zombie."""
+    stat = _start_and_state(proc[0])
+    return stat is not None and stat[0] == proc[1] and stat[1] not in ("Z", "X")
+
+
+def survivors(procs: list[tuple[int, str, bytes]], seconds: float) -> list[tuple[int, str, bytes]]:
+    """Those of *procs* still alive after *seconds* (returns as soon as none is)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        left = [p for p in procs if _alive(p)]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.02)
+
+
+def _describe(proc: tuple[int, str, bytes]) -> str:
+    return c.scrub(proc[2].replace(b"\0", b" ").decode(errors="replace")[:120])
+
 
 
 class Installer:
@@ -177,10 +256,18 @@ class Installer:
     #: TMPDIR of the installers: a private one, to count what killed installs leave there.
     tmpdir: Path | None = None
 
-    def __init__(self, venv: c.Venv, project: Path, timed: Path | None = None) -> None:
+    @classmethod
+    def env(cls) -> dict[str, str]:
+        """The environment of the installers, and of ``recover`` (which removes the build
+        directories that killed installers left in their ``TMPDIR``)."""
         env = c.clean_env({"PYTHONUNBUFFERED": "1"})
-        if Installer.tmpdir is not None:
-            env["TMPDIR"] = str(Installer.tmpdir)
+        if cls.tmpdir is not None:
+            env["TMPDIR"] = str(cls.tmpdir)
+        return env
+
+    def __init__(self, venv: c.Venv, project: Path, timed: Path | None = None) -> None:
+        self.site = venv.site_packages
+        env = Installer.env()
         cmd = [str(venv.python), str(timed)] if timed else [str(venv.python), "setup.py",
                                                              "install_atomic"]
         self.started = time.monotonic()
@@ -206,14 +293,40 @@ class Installer:
             if DONE in line:
                 self.done_at = time.monotonic()
 
-    def kill(self) -> bool:
-        """SIGKILL the process group; False if the install had already finished."""
+    def compile_workers(self) -> int:
+        """How many compile workers the installer has: children running the worker
+        program or, once a staged ``__pycache__`` exists, bare forks of the installer
+        (what ``compileall``'s process pool started before the workers were ours; any
+        fork about to ``exec`` something else looks the same for an instant)."""
+        kids = [_cmdline(pid) for pid in _children(self.proc.pid)]
+        workers = sum(WORKER in cmd for cmd in kids)
+        if not workers:
+            forks = sum(cmd == _cmdline(self.proc.pid) for cmd in kids)
+            workers = forks if forks and self.compiling() else 0
+        return workers
+
+    def compiling(self) -> bool:
+        """A staged ``killpkg/__pycache__`` exists."""
+        try:
+            names = os.listdir(self.site)
+        except OSError:
+            return False
+        return any(os.path.isdir(self.site / n / "killpkg" / "__pycache__")
+                   for n in names if n.startswith(".install-atomic-"))
+
+    def kill(self) -> tuple[bool, list[tuple[int, str, bytes]]]:
+        """SIGKILL the installer alone.  Returns whether it was still running and what
+        were its descendants just before.  Its output is read to the end by
+        :meth:`finish_output` (a survivor may hold the pipe)."""
+        before = snapshot(self.proc.pid)
         finished = self.proc.poll() is not None
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
-        self.thread.join()
-        return not finished
+        return not finished, before
+
+    def finish_output(self) -> None:
+        self.thread.join(timeout=GONE_SECONDS)
 
     def finish(self) -> int:
         rc = self.proc.wait()
@@ -239,10 +352,19 @@ def has_journal(site: Path) -> bool:
 
 def calibrate(venv: c.Venv, projects: dict[str, Path], runs: int,
               timed: Path) -> dict[str, float]:
-    """Median seconds of a whole install, of its commit, and of its journal's lifetime."""
-    totals, commits, journals = [], [], []
+    """Median seconds of a whole install, of its commit, of the time its compile workers
+    live, and of its journal's lifetime."""
+    totals, commits, compiles, journals = [], [], [], []
     for i in range(runs):
         inst = Installer(venv, projects[VERSIONS[(i + 1) % 2]], timed)
+        first = last = 0.0
+        while inst.proc.poll() is None and not inst.marker.is_set():
+            if inst.compile_workers():
+                last = time.monotonic()
+                first = first or last
+            time.sleep(0.0005)
+        if first:
+            compiles.append(last - first)
         inst.marker.wait(timeout=120)
         first = last = 0.0
         while inst.proc.poll() is None:
@@ -258,8 +380,11 @@ def calibrate(venv: c.Venv, projects: dict[str, Path], runs: int,
             journals.append(last - first)
     if not journals:
         raise c.BenchmarkError("never saw a journal while calibrating")
+    if not compiles:
+        raise c.BenchmarkError("never saw a compile worker while calibrating")
     return {"total": c.median(totals), "commit": c.median(commits),
-            "journal": c.median(journals), "journal_max": max(journals)}
+            "compile": c.median(compiles), "journal": c.median(journals),
+            "journal_max": max(journals)}
 
 
 def one_kill(venv: c.Venv, projects: dict[str, Path], target: str, mode: str,
@@ -268,6 +393,17 @@ def one_kill(venv: c.Venv, projects: dict[str, Path], target: str, mode: str,
     if mode == "random":
         delay = rng.uniform(0, cal["total"])
         time.sleep(delay)
+    elif mode == "compile":
+        deadline = time.monotonic() + 300
+        while (inst.proc.poll() is None and not inst.marker.is_set()
+               and not inst.compile_workers()):
+            if time.monotonic() > deadline:
+                raise c.BenchmarkError("the installer never started compile workers")
+            time.sleep(0.0005)
+        seen = time.monotonic()
+        after = rng.uniform(0, 0.75 * cal["compile"])
+        time.sleep(max(0.0, seen + after - time.monotonic()))
+        delay = time.monotonic() - inst.started
     else:
         if not inst.marker.wait(timeout=120):
             raise c.BenchmarkError("the installer never reached its import check")
@@ -277,11 +413,18 @@ def one_kill(venv: c.Venv, projects: dict[str, Path], target: str, mode: str,
         after = rng.uniform(0, 1.1 * cal["journal"])
         time.sleep(max(0.0, seen + after - time.monotonic()))
         delay = time.monotonic() - inst.started
-    killed = inst.kill()
+    installer = _cmdline(inst.proc.pid) if inst.compiling() else b"-"
+    killed, before = inst.kill()
     journals = [n for n in os.listdir(venv.site_packages) if n.endswith(".journal")]
     stages = c.find_leftovers(venv.site_packages, venv.bin)
+    # recover at once: a process of the killed installer still dying must not keep a stage
     rec = c.run([venv.python, "-m", "install_atomic", "recover", venv.site_packages],
-                check=False, cwd=venv.root)
+                check=False, cwd=venv.root, env=Installer.env())
+    left = survivors(before, GONE_SECONDS)
+    for pid, _, _ in left:  # clean up, so that the series can go on
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    inst.finish_output()
     text = rec.stdout + rec.stderr
     if rec.returncode != 0:
         outcome = "recover failed"
@@ -305,6 +448,10 @@ def one_kill(venv: c.Venv, projects: dict[str, Path], target: str, mode: str,
         "delay_s": round(delay, 4),
         "target": target,
         "killed": killed,
+        "descendants_at_kill": len(before),
+        "compile_workers_at_kill": sum(WORKER in cmd or cmd == installer
+                                       for _, _, cmd in before),
+        "surviving_processes": [_describe(p) for p in left],
         "journal_before": bool(journals),
         "leftovers_before": stages,
         "recover": outcome,
@@ -313,13 +460,13 @@ def one_kill(venv: c.Venv, projects: dict[str, Path], target: str, mode: str,
         "consistent": consistent,
         "problems": state["problems"],
         "leftovers_after": state["leftovers"],
-        "tmp_leftovers": [n.rstrip("0123456789_abcdefghijklmnopqrstuvwxyz") or n
-                          for n in tmp_left],
+        # install-atomic-build-<pid>-<random> -> install-atomic-build-
+        "tmp_leftovers": [re.sub(r"(\d+-)?[0-9a-z_]+$", "", n) or n for n in tmp_left],
     }
     if state["leftovers"]:
         # Keep the series going: clean bin too, and note whether that cleans everything.
         c.run([venv.python, "-m", "install_atomic", "recover", venv.site_packages, venv.bin],
-              check=False, cwd=venv.root)
+              check=False, cwd=venv.root, env=Installer.env())
         entry["leftovers_after_recover_with_bin"] = c.find_leftovers(venv.site_packages,
                                                                      venv.bin)
     return entry
@@ -331,6 +478,10 @@ def summarize(entries: list[dict[str, Any]]) -> dict[str, Any]:
         "runs": len(entries),
         "killed": len(killed),
         "finished_before_kill": len(entries) - len(killed),
+        "kills_with_compile_workers": sum(e["compile_workers_at_kill"] > 0 for e in killed),
+        "runs_with_surviving_processes": sum(bool(e["surviving_processes"]) for e in entries),
+        "surviving_processes": sum(len(e["surviving_processes"]) for e in entries),
+        "runs_with_leftovers_after_recover": sum(bool(e["leftovers_after"]) for e in entries),
         "consistent": sum(e["consistent"] for e in entries),
         "code_and_metadata_consistent": sum(not e["problems"] for e in entries),
         "leftovers_in_site_packages": sum(
@@ -358,7 +509,8 @@ def markdown(summary: dict[str, dict[str, Any]]) -> str:
     for mode, s in summary.items():
         o = s["outcomes"]
         rows.append([
-            mode, s["runs"], s["killed"], f"**{s['consistent']}/{s['runs']}**",
+            mode, s["runs"], s["killed"], s["kills_with_compile_workers"],
+            s["surviving_processes"], f"**{s['consistent']}/{s['runs']}**",
             f"{s['code_and_metadata_consistent']}/{s['runs']}",
             f"{s['leftovers_in_site_packages']} / {s['leftovers_in_bin']}"
             f" ({s['runs_creating_leftovers']} new)",
@@ -368,7 +520,8 @@ def markdown(summary: dict[str, dict[str, Any]]) -> str:
             s["runs_leaving_files_in_tmpdir"],
         ])
     return c.md_table(
-        ["series", "runs", "killed (rest had finished)", "consistent after recover",
+        ["series", "runs", "killed (rest had finished)", "kills with compile workers alive",
+         "processes surviving the installer", "consistent after recover",
          "code + metadata consistent",
          "checks finding leftovers: site-packages / bin (runs that left new ones)",
          "rolled back", "rolled forward", "nothing to recover", "(of which orphan staging dir)",
@@ -382,12 +535,15 @@ def main(argv: list[str] | None = None) -> int:
     p = c.parser(__doc__.splitlines()[0])
     p.add_argument("--kills", type=int, default=200,
                    help="kills at a random instant (runs that finish first are repeated)")
+    p.add_argument("--compile-kills", type=int, default=50,
+                   help="kills while compile workers run (runs that finish first are repeated)")
     p.add_argument("--journal-kills", type=int, default=100,
                    help="kills while a journal exists (runs that finish first are repeated)")
     p.add_argument("--seed", type=int, default=20261121)
     args = p.parse_args(argv)
     if args.quick:
         args.kills, args.journal_kills = min(args.kills, 4), min(args.journal_kills, 2)
+        args.compile_kills = min(args.compile_kills, 2)
     rng = random.Random(args.seed)
     entries: list[dict[str, Any]] = []
     with c.workdir(args, NAME) as work:
@@ -405,11 +561,14 @@ def main(argv: list[str] | None = None) -> int:
             raise c.BenchmarkError(f"a clean install fails the check: {base}")
         timed = work / "timed_setup.py"
         timed.write_text(TIMED)
-        cal = calibrate(venv, projects, 2 if args.quick else 6, timed)
+        cal = calibrate(venv, projects, 1 if args.quick else 6, timed)
         c.log(f"an install takes {cal['total']:.2f} s, its commit {cal['commit'] * 1e3:.0f} ms,"
+              f" its compile workers live {cal['compile'] * 1e3:.0f} ms,"
               f" its journal lives {cal['journal'] * 1e3:.1f} ms")
         current = check(venv, script)["version"] or VERSIONS[0]
-        for mode, wanted in (("random", args.kills), ("journal", args.journal_kills)):
+        series = (("random", args.kills), ("compile", args.compile_kills),
+                  ("journal", args.journal_kills))
+        for mode, wanted in series:
             killed = runs = 0
             while killed < wanted and runs < 3 * wanted:  # runs that finished first: again
                 target = VERSIONS[1] if current == VERSIONS[0] else VERSIONS[0]
@@ -424,24 +583,44 @@ def main(argv: list[str] | None = None) -> int:
                 if not entry["consistent"]:
                     c.log(f"{mode} run {runs}: NOT CONSISTENT: {entry['problems']} "
                           f"{entry['leftovers_after']}")
+                if entry["surviving_processes"]:
+                    c.log(f"{mode} run {runs}: processes survived the installer: "
+                          f"{entry['surviving_processes']}")
                 if runs % 25 == 0:
                     ok = sum(e["consistent"] for e in entries if e["mode"] == mode)
                     c.log(f"{mode}: {runs} runs, {killed} killed, {ok} consistent")
         summary = {mode: summarize([e for e in entries if e["mode"] == mode])
-                   for mode in ("random", "journal") if any(e["mode"] == mode for e in entries)}
+                   for mode, _ in series if any(e["mode"] == mode for e in entries)}
         data = {
             "benchmark": NAME, "quick": args.quick, "seed": args.seed, "modules": MODULES,
+            "functions_per_module": FUNCTIONS, "signal": "SIGKILL to the installer's pid",
+            "gone_within_seconds": GONE_SECONDS,
             "calibration_seconds": {k: round(v, 4) for k, v in cal.items()},
             "machine": c.machine_info(venv, work), "summary": summary, "runs": entries,
         }
     c.save_results(NAME, data, args)
-    goals = {
-        f"{mode}: every state consistent after recover ({s['consistent']}/{s['runs']})":
-            s["consistent"] == s["runs"]
-        for mode, s in summary.items()
-    }
+    goals: dict[str, bool] = {}
+    for mode, wanted in series:
+        s = summary.get(mode)
+        if not wanted:
+            continue
+        if s is None:
+            goals[f"{mode}: no run"] = False
+            continue
+        goals[f"{mode}: kills that landed while the installer ran: {s['killed']} (> 0)"] = (
+            s["killed"] > 0)
+        goals[f"{mode}: every state consistent after recover ({s['consistent']}/{s['runs']})"] = (
+            s["consistent"] == s["runs"])
+        goals[f"{mode}: no process outlived the killed installer"
+              f" ({s['surviving_processes']} did)"] = s["surviving_processes"] == 0
+        goals[f"{mode}: nothing named .install-atomic* after recover"
+              f" ({s['runs_with_leftovers_after_recover']} runs with some)"] = (
+            s["runs_with_leftovers_after_recover"] == 0)
     if not args.quick:
-        goals[">= 200 kills at random instants"] = summary["random"]["killed"] >= 200
+        goals[f">= {args.kills} kills at random instants"] = (
+            summary.get("random", {}).get("killed", 0) >= args.kills)
+        goals["compile: some kills landed while compile workers ran"] = (
+            summary.get("compile", {}).get("kills_with_compile_workers", 0) > 0)
     return c.report(markdown(summary), goals)
 
 

@@ -8,12 +8,18 @@ no ``.install-atomic*`` entry anywhere.
 from __future__ import annotations
 
 import shlex
+import signal
 import subprocess
+import sys
+import time
+import uuid
 from pathlib import Path
 
 import pytest
 
-from helpers import MakeVenv, Venv, make_project, tree_digest
+from helpers import REPO_ROOT, MakeVenv, Venv, clean_env, make_project, tree_digest
+from install_atomic.checks import verify
+from install_atomic.errors import VerificationError
 from test_command import (
     Layout,
     check_install,
@@ -27,6 +33,7 @@ from test_command import (
     run_in,
     setup_py,
 )
+from test_orphans import Proc, descendants, kill_all, running, survivors
 
 pytestmark = pytest.mark.slow
 
@@ -206,3 +213,157 @@ def test_extension_that_fails_to_load_is_refused(
     message = assert_refused(venv, before, proc)
     assert "undefined symbol: demoext_missing_symbol" in message
     assert run_in(venv, "import demoext._speed as s; print(s.version())") == "1.0"
+
+
+# --------------------------------------------------------------------------- no orphans
+# verify.check_imports and verify.run_command called directly, in this process or in a
+# small "installer" process started here: the checks' processes must not outlive them.
+
+WAIT = 120.0
+
+HARNESS = r"""
+import sys
+from install_atomic.checks import verify
+what, stage, dest = sys.argv[1], sys.argv[2], sys.argv[3]
+if what == "imports":
+    verify.check_imports(stage, dest, ["blocker"])
+else:
+    verify.run_command(sys.argv[4], stage, dest)
+"""
+
+BLOCKER = """
+import os, time
+with open(os.environ["IA_TEST_PIDFILE"] + ".tmp", "w") as f:
+    f.write(str(os.getpid()))
+os.rename(os.environ["IA_TEST_PIDFILE"] + ".tmp", os.environ["IA_TEST_PIDFILE"])
+while True:
+    time.sleep(3600)
+"""
+
+
+def _wait_for_file(path: Path, proc: subprocess.Popen[str]) -> int:
+    deadline = time.monotonic() + WAIT
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"the harness exited ({proc.returncode}) before {path.name}")
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.01)
+    return int(path.read_text())
+
+
+def _procs(pids: list[int]) -> list[Proc]:
+    return [p for p in map(Proc.of, pids) if p is not None]
+
+
+@pytest.fixture
+def stage(tmp_path: Path) -> Path:
+    lib = tmp_path / "site" / ".install-atomic-123-stage"
+    lib.mkdir(parents=True)
+    (lib / "blocker.py").write_text(BLOCKER)
+    return lib
+
+
+def _sleeper(token: str) -> str:
+    """A shell command line: a Python process that sleeps, recognisable by *token*."""
+    code = "import time\nwhile True:\n    time.sleep(3600)"
+    return f"{shlex.quote(sys.executable)} -c {shlex.quote(code)} {token}"
+
+
+def _background(token: str, pidfile: Path) -> str:
+    """A shell command line: start :func:`_sleeper` in the background and write its pid to
+    *pidfile* (complete, or not there)."""
+    tmp, final = shlex.quote(f"{pidfile}.tmp"), shlex.quote(str(pidfile))
+    return f"{_sleeper(token)} >/dev/null 2>&1 & echo $! > {tmp} && mv {tmp} {final}"
+
+
+def _harness(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    script = tmp_path / "harness.py"
+    script.write_text(HARNESS)
+    env = clean_env({"PYTHONPATH": str(REPO_ROOT / "src"),
+                     "IA_TEST_PIDFILE": str(tmp_path / "child.pid")})
+    return subprocess.Popen([sys.executable, str(script), *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def test_timeout_kills_the_whole_process_group(stage: Path, tmp_path: Path) -> None:
+    """A --verify-command that does not finish: when its time is up, the command and the
+    processes it started are killed, and the usual message is raised."""
+    pidfile = tmp_path / "grandchild.pid"
+    token = f"ia-test-{uuid.uuid4().hex}"
+    command = f"{_background(token, pidfile)}; wait"
+    try:
+        for timeout in (3.0, 20.0, 60.0):  # until the shell got to start the sleeper
+            with pytest.raises(VerificationError) as info:
+                verify.run_command(command, str(stage), str(tmp_path / "site"), timeout=timeout)
+            if pidfile.exists():
+                break
+        assert f"did not finish within {timeout:g}s; nothing was installed" in str(info.value)
+        assert "Fix the release or the command, or leave out --verify-command." in str(
+            info.value)
+        assert survivors(_procs([int(pidfile.read_text())])) == [], (
+            "the command's background process survived")
+    finally:
+        kill_all(running(token.encode()))
+
+
+def test_processes_left_by_a_finished_check_are_killed(stage: Path, tmp_path: Path) -> None:
+    """A --verify-command that succeeds but leaves a background process behind: the process
+    does not outlive the check."""
+    pidfile = tmp_path / "grandchild.pid"
+    token = f"ia-test-{uuid.uuid4().hex}"
+    command = _background(token, pidfile)
+    try:
+        verify.run_command(command, str(stage), str(tmp_path / "site"))
+        assert survivors(_procs([int(pidfile.read_text())])) == [], (
+            "the command's background process survived")
+    finally:
+        kill_all(running(token.encode()))
+
+
+def test_interrupt_kills_the_whole_process_group(stage: Path, tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the installer alone: the check runs in a session of its own)
+    while a --verify-command runs: KeyboardInterrupt goes on, and the command and what it
+    started are gone."""
+    pidfile = tmp_path / "child.pid"
+    token = f"ia-test-{uuid.uuid4().hex}"
+    command = f"{_background(token, pidfile)}; wait"
+    procs: list[Proc] = []
+    try:
+        for _ in range(3):
+            pidfile.unlink(missing_ok=True)
+            harness = _harness(tmp_path, "command", str(stage), str(tmp_path / "site"),
+                               command)
+            _wait_for_file(pidfile, harness)
+            procs = _procs(descendants(harness.pid))
+            harness.send_signal(signal.SIGINT)
+            out, _ = harness.communicate(timeout=WAIT)
+            assert "KeyboardInterrupt" in out
+            if "communicate" in out:  # not still inside Popen() (a very busy machine)
+                break
+            kill_all(procs)
+        assert len(procs) >= 2, "expected the shell and its sleeper"
+        left = survivors(procs)
+        assert not left, "the verify command's processes survived:\n" + "\n".join(
+            map(str, left))
+    finally:
+        kill_all(procs + running(token.encode()))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_import_check_dies_with_the_installer(stage: Path, tmp_path: Path) -> None:
+    """The installer is SIGKILLed (no exception, no clean-up of its own) while the import
+    check runs: the kernel kills the check too."""
+    harness = _harness(tmp_path, "imports", str(stage), str(tmp_path / "site"))
+    procs: list[Proc] = []
+    try:
+        procs = _procs([_wait_for_file(tmp_path / "child.pid", harness)])
+        assert len(procs) == 1 and b"import_module" in procs[0].cmd
+        harness.kill()
+        harness.communicate(timeout=WAIT)
+        left = survivors(procs)
+        assert not left, f"the import check outlived the installer: {left[0]}"
+    finally:
+        harness.kill()
+        harness.wait()
+        kill_all(procs)

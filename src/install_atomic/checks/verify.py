@@ -6,14 +6,39 @@ dependencies resolve as they will after the install).  Bytecode writing is
 disabled (``PYTHONDONTWRITEBYTECODE``), so the checks cannot leave pycs with
 staging paths behind, and the working directory is a private empty one, so a
 project's source checkout cannot shadow the staged tree.
+
+Neither may outlive the installer.  Each runs in a session (and process group)
+of its own (``start_new_session``); when the check times out, or the installer
+gets an exception while waiting for it (``KeyboardInterrupt``, a signal turned
+into an exception), the whole process group is killed with ``SIGKILL`` before
+the error is passed on, and once the check has finished whatever it left
+running in its process group is killed too.  On Linux the direct child also
+gets ``SIGKILL`` from the kernel the moment the installer dies, however it
+dies (``prctl(PR_SET_PDEATHSIG)``, set between ``fork`` and ``exec``, followed
+by a check that the installer is still its parent; strictly, the signal comes
+when the installer's thread that started it ends, and that thread waits for
+the check).
+
+The limits.  That signal reaches only the direct child, and ``SIGKILL``
+cannot be caught and passed on: when the installer itself is killed (by
+``SIGKILL``, or by a ``SIGTERM`` it does not handle) the processes that a
+``--verify-command`` shell command started survive it, unless the command
+``exec``-s its last program so that this program is the direct child (its
+own children survive all the same); the same holds for processes started by
+modules the import check imports.  Processes that leave the process group
+(``setsid``, daemons) are never tracked.  Being in a session of its own, a
+check has no controlling terminal.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.machinery import EXTENSION_SUFFIXES
 
 from install_atomic.errors import VerificationError
@@ -134,26 +159,89 @@ def _run(cmd: object, stage_lib: str, destination: str, timeout: float, *, what:
     cwd = os.path.join(stage_lib, ".install-atomic-verify")
     os.makedirs(cwd, exist_ok=True)
     try:
-        proc = subprocess.run(
-            cmd,  # type: ignore[call-overload]
-            cwd=cwd,
-            env=environment(stage_lib, destination),
-            shell=shell,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        returncode, stdout, stderr = _run_in_own_group(
+            cmd, cwd=cwd, env=environment(stage_lib, destination), shell=shell,
+            timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         raise VerificationError(
             f"{what} did not finish within {timeout:g}s; nothing was installed and the"
             f" installed version is unchanged. {advice}",
             stage_lib,
         ) from exc
-    if proc.returncode != 0:
-        output = (proc.stdout + proc.stderr).strip()
+    if returncode != 0:
+        output = (stdout + stderr).strip()
         raise VerificationError(
-            f"{what} failed (exit status {proc.returncode}); nothing was installed and the"
+            f"{what} failed (exit status {returncode}); nothing was installed and the"
             f" installed version is unchanged. Output:\n{output}\n{advice}",
             stage_lib,
         )
+
+
+def _run_in_own_group(cmd: object, *, cwd: str, env: dict[str, str], shell: bool,
+                      timeout: float) -> tuple[int, str, str]:
+    """Run *cmd* in a new session; kill its whole process group on a timeout, on any
+    exception while waiting, and after it exits.  Returns (exit status, stdout, stderr);
+    raises :class:`subprocess.TimeoutExpired` on a timeout."""
+    proc = subprocess.Popen(
+        cmd,  # type: ignore[call-overload]
+        cwd=cwd,
+        env=env,
+        shell=shell,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        close_fds=True,
+        start_new_session=True,
+        preexec_fn=_die_with_parent(),
+    )
+    try:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except BaseException:
+            # The group is the child's pid (start_new_session); while the child is not
+            # reaped, that number cannot name another group.
+            _kill_group(proc.pid)
+            proc.kill()
+            proc.wait()
+            raise
+        # What the check left running in its group.  The child is reaped now, but its
+        # pid still names the group while the group has members; once the group is
+        # empty the number could only name another group after the kernel's pids have
+        # wrapped around in between.
+        _kill_group(proc.pid)
+    finally:
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+    return proc.returncode, stdout, stderr
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+#: prctl(2) option: the signal this process gets when its parent (thread) dies.
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` giving the child ``SIGKILL`` when this process dies (Linux), or
+    None where that is not available."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                      ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    parent = os.getpid()
+
+    def preexec() -> None:  # in the child, between fork and exec: no allocation-heavy work
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the installer died before prctl
+            os._exit(1)
+
+    return preexec
