@@ -308,11 +308,11 @@ def status(destination: str) -> list[Status]:
                 path,
             ) from exc
         done = sum(1 for s in journal.steps if steps.is_done(s))
-        reason, fd = _live_reason(journal, None)
-        if fd is not None and fd >= 0:
-            os.close(fd)
-        out.append(Status(path, journal.project, journal.pid, len(journal.steps), done,
-                          bool(reason)))
+        # Never takes the journal's lock, even for an instant: an installer trying it
+        # with --lock-timeout 0 must not fail because someone ran status.
+        live = any(_owner_holds(stage) for stage in journal.stages) or bool(
+            locking.lock_holders(journal.lock_path))
+        out.append(Status(path, journal.project, journal.pid, len(journal.steps), done, live))
     return out
 
 
