@@ -367,3 +367,68 @@ def test_import_check_dies_with_the_installer(stage: Path, tmp_path: Path) -> No
         harness.kill()
         harness.wait()
         kill_all(procs)
+
+
+# --------------------------------------------------------------------------- what is checked
+
+
+def _stage(tmp_path: Path, files: dict[str, str]) -> tuple[Path, Path]:
+    stage, dest = tmp_path / "stage", tmp_path / "site"
+    for rel, text in files.items():
+        (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+        (stage / rel).write_text(text)
+    dest.mkdir()
+    return stage, dest
+
+
+def test_a_missing_dependency_is_named(tmp_path: Path) -> None:
+    dep = f"absent_dep_{uuid.uuid4().hex[:8]}"
+    stage, dest = _stage(tmp_path, {"needy/__init__.py": f"import {dep}\n"})
+    with pytest.raises(VerificationError) as info:
+        verify.check_imports(str(stage), str(dest))
+    message = str(info.value)
+    assert f"requires {dep}, which is not installed in {dest}" in message, message
+    assert f"Install {dep} first" in message and "Fix the release" not in message
+
+
+def test_a_module_missing_from_the_release_is_not_called_a_dependency(tmp_path: Path) -> None:
+    stage, dest = _stage(tmp_path, {"pkg/__init__.py": "from pkg import gone\n"})
+    with pytest.raises(VerificationError) as info:
+        verify.check_imports(str(stage), str(dest))
+    assert "Fix the release" in str(info.value) and "requires" not in str(info.value)
+
+
+def test_the_standard_library_comes_before_the_destination(tmp_path: Path) -> None:
+    """A stale ``statistics.py`` left in site-packages does not shadow the standard
+    library's after the install, so it must not during the check either."""
+    stage, dest = _stage(tmp_path, {"stats_user.py": "import statistics\nstatistics.mean([1])\n"})
+    (dest / "statistics.py").write_text("raise ImportError('the stale copy was imported')\n")
+    verify.check_imports(str(stage), str(dest))  # raises if the stale copy shadows
+    (stage / "stats_user.py").write_text("import statistics\nassert False, statistics.__file__\n")
+    with pytest.raises(VerificationError) as info:
+        verify.check_imports(str(stage), str(dest))
+    assert "stale copy" not in str(info.value), "the control must reach the stdlib module"
+
+
+def test_a_ctypes_library_is_not_imported(tmp_path: Path) -> None:
+    """A real shared library without ``PyInit_`` (built with the C compiler, loaded with
+    ctypes by its package, as pycryptodome does) passes the check."""
+    import shutil
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler to build a shared library")
+    stage, dest = _stage(tmp_path, {
+        "cryptoish/__init__.py": (
+            "import ctypes, glob, os\n"
+            "lib = ctypes.CDLL(glob.glob(os.path.join(os.path.dirname(__file__),"
+            " '_raw_add*.so'))[0])\n"
+            "assert lib.raw_add(2, 3) == 5\n"
+        ),
+    })
+    source = tmp_path / "raw_add.c"
+    source.write_text("int raw_add(int a, int b) { return a + b; }\n")
+    subprocess.run([cc, "-shared", "-fPIC", "-o",
+                    str(stage / "cryptoish" / "_raw_add.abi3.so"), str(source)], check=True)
+    assert verify.importable_names(str(stage)) == ["cryptoish"]
+    verify.check_imports(str(stage), str(dest))

@@ -1,8 +1,10 @@
 """Checks run against the staged tree before anything is swapped in.
 
-Both run in a fresh interpreter whose ``sys.path`` starts with the staged
-library directory and then has the destination (so the new version's other
-dependencies resolve as they will after the install).  Bytecode writing is
+Both run in a fresh interpreter that sees the staged library directory and
+then the destination (so the new version's other dependencies resolve as
+they will after the install): ``--verify-command`` through ``PYTHONPATH``,
+first; the import check in the interpreter's order, standard library first,
+the staged tree where the site directory would be.  Bytecode writing is
 disabled (``PYTHONDONTWRITEBYTECODE``), so the checks cannot leave pycs with
 staging paths behind, and the working directory is a private empty one, so a
 project's source checkout cannot shadow the staged tree.
@@ -35,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -43,18 +46,54 @@ from importlib.machinery import EXTENSION_SUFFIXES
 
 from install_atomic.errors import VerificationError
 
+_MISSING = re.compile(r"install_atomic: missing dependency: (\S+)")
+
 _IMPORT_ALL = r"""
-import importlib, sys, traceback
+import importlib, site, sys, traceback
+stage, dest, names = sys.argv[1], sys.argv[2], sys.argv[3:]
+# The interpreter's order: the standard library first, then the staged tree where the
+# destination will be (a stale statistics.py in site-packages must not shadow the
+# standard library's, as it does not after the install).
+sys.path[:] = [p for p in sys.path if p not in (stage, dest)]
+sites = set(site.getsitepackages()) | {site.getusersitepackages()}
+at = next((i for i, p in enumerate(sys.path) if p in sites), len(sys.path))
+sys.path[at:at] = [stage, dest]
+tops = {n.split(".")[0] for n in names}
 failed = 0
-for name in sys.argv[1:]:
+for name in names:
     try:
         importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        failed += 1
+        missing = (exc.name or "").split(".")[0]
+        if missing and missing not in tops:
+            print(f"install_atomic: missing dependency: {missing} (imported by {name})",
+                  file=sys.stderr)
+        else:
+            print(f"install_atomic: importing {name!r} from the staged tree failed:",
+                  file=sys.stderr)
+            traceback.print_exc()
     except BaseException:
         failed += 1
         print(f"install_atomic: importing {name!r} from the staged tree failed:", file=sys.stderr)
         traceback.print_exc()
 sys.exit(1 if failed else 0)
 """
+
+#: Packages that hold a project's tests: their extension modules are not imported (a
+#: test package may need test-only dependencies, as greenlet's imports psutil).
+TEST_PACKAGES = frozenset({"test", "tests", "testing"})
+
+
+def _is_extension_module(path: str, stem: str) -> bool:
+    """True if the shared library *path* exports ``PyInit_<stem>``: only then does the
+    import system load it as an extension module.  Libraries loaded with ctypes
+    (pycryptodome's ``_raw_aes.abi3.so``) do not, and are not imported."""
+    try:
+        with open(path, "rb") as f:
+            return b"PyInit_" + stem.encode() in f.read()
+    except OSError:
+        return True  # let the import say what is wrong
 
 
 def _declares_namespace(init: str) -> bool:
@@ -88,14 +127,15 @@ def importable_names(stage_lib: str) -> list[str]:
             else:
                 stem, _, suffix = entry.partition(".")
                 if stem.isidentifier() and stem != "__init__" and (
-                    suffix == "py" or entry.endswith((".so", ".pyd"))
+                    suffix == "py"
+                    or (entry.endswith((".so", ".pyd")) and _is_extension_module(path, stem))
                 ):
                     names.append(prefix + stem)
 
     visit(stage_lib, "")
     # Extension modules anywhere in a package: a package's __init__ need not import them.
     for dirpath, dirnames, filenames in os.walk(stage_lib):
-        dirnames[:] = [d for d in dirnames if d.isidentifier()]
+        dirnames[:] = [d for d in dirnames if d.isidentifier() and d not in TEST_PACKAGES]
         rel = os.path.relpath(dirpath, stage_lib)
         if rel == ".":
             continue
@@ -105,7 +145,11 @@ def importable_names(stage_lib: str) -> list[str]:
             if suffix is None:
                 continue
             stem = entry[: -len(suffix)]
-            if stem.isidentifier() and prefix + stem not in names:
+            if (
+                stem.isidentifier()
+                and prefix + stem not in names
+                and _is_extension_module(os.path.join(dirpath, entry), stem)
+            ):
                 names.append(prefix + stem)
     return names
 
@@ -138,9 +182,23 @@ def check_imports(
     names = list(names) if names is not None else importable_names(stage_lib)
     if not names:
         return
-    _run([python, "-c", _IMPORT_ALL, *names], stage_lib, destination, timeout,
-         what=f"the import check of {', '.join(names)}", shell=False,
-         advice="Fix the release, or pass --no-verify to install it anyway.")
+    what = f"the import check of {', '.join(names)}"
+    try:
+        _run([python, "-c", _IMPORT_ALL, stage_lib, destination, *names], stage_lib,
+             destination, timeout, what=what, shell=False,
+             advice="Fix the release, or pass --no-verify to install it anyway.")
+    except VerificationError as exc:
+        missing = sorted(set(_MISSING.findall(str(exc))))
+        if not missing:
+            raise
+        which = ", ".join(missing)
+        raise VerificationError(
+            f"{what} failed: it requires {which}, which {'is' if len(missing) == 1 else 'are'}"
+            f" not installed in {destination}. Nothing was installed and the installed"
+            f" version is unchanged. Install {which} first, or pass --no-verify to install"
+            " it anyway.",
+            stage_lib,
+        ) from exc
 
 
 def run_command(command: str, stage_lib: str, destination: str, timeout: float = 3600.0) -> None:

@@ -370,19 +370,24 @@ class Transaction:
                 self._rollback(done, journal, exc, step)
                 raise
             done.append(step)
+        seconds = time.perf_counter() - first
+        # After the last rename, not between two: the old directories stay where the
+        # exchanges put them until the cleanup, and a later scan only catches more.
+        for step in plan.steps:
             listing = plan.listings.get(step.dest)
             if listing is not None:
                 self._return_strays(step, listing)
-        return time.perf_counter() - first
+        return seconds
 
     def _return_strays(self, step: Step, listing: frozenset[str]) -> None:
         """Move back what another process wrote into a directory while it was swapped.
 
         *listing* is what the old directory held when the plan was made.  A tool
-        that takes no lock (pip) may have written into it since; right after the
-        exchange, whatever is in the old directory and not in *listing* is moved
-        into the new one (bytecode caches aside), so it is not deleted with the
-        old version.  What such a tool writes into the old directory after this
+        that takes no lock (pip) may have written into it since; once the renames
+        are done (the old directory is then at its backup name until the cleanup),
+        whatever is in the old directory and not in *listing* is moved into the
+        new one (bytecode caches aside), so it is not deleted with the old
+        version.  What such a tool writes into the old directory after this
         scan, through a descriptor or path it resolved before the exchange, is
         still lost: see the guarantees page.
         """
