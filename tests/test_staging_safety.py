@@ -6,7 +6,6 @@ never make the installer wait."""
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import fcntl
 import json
@@ -23,7 +22,7 @@ from typing import Any
 import pytest
 
 from install_atomic.engine import staging
-from users import other_user, shared_dir
+from users import drop_dac_capabilities, other_user, shared_dir
 
 SRC_DIR = Path(staging.__file__).resolve().parents[2]
 
@@ -35,19 +34,6 @@ def dead_pid() -> int:
     return int(proc.stdout)
 
 
-_PR_CAPBSET_DROP = 24
-#: CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER: what lets root ignore file modes.
-_DAC_CAPS = (1, 2, 3)
-
-
-def _drop_dac_capabilities() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    for cap in _DAC_CAPS:
-        if libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
-
-
 def run_with_modes_binding(code: str, *args: str) -> Any:
     """Run *code* in a child for which file modes bind as for an unprivileged owner (root
     without the DAC capabilities); return the JSON it prints."""
@@ -55,7 +41,7 @@ def run_with_modes_binding(code: str, *args: str) -> Any:
     if os.geteuid() == 0:
         if not sys.platform.startswith("linux"):
             pytest.skip("running as root and cannot drop CAP_DAC_OVERRIDE on this platform")
-        preexec = _drop_dac_capabilities
+        preexec = drop_dac_capabilities
     prologue = f"import sys\nsys.path.insert(0, {str(SRC_DIR)!r})\n"
     try:
         proc = subprocess.run(

@@ -3,7 +3,6 @@ dry runs, aborted builds, a read-only destination and a held lock."""
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import subprocess
@@ -34,6 +33,7 @@ from install_atomic.engine.locking import lock_path_for
 from install_atomic.engine.ownership import scan
 from install_atomic.engine.plan import Step
 from install_atomic.errors import ConflictError, InstallAtomicError, LockTimeout
+from users import drop_dac_capabilities
 
 DEMO_V1_EGG = DistSpec("demopkg", "1.0", DEMO_V1.files, kind="egg-info")
 DEMO_V2_WHEEL = DistSpec("demopkg", "2.0", DEMO_V2.files, kind="dist-info")
@@ -246,26 +246,13 @@ def test_keyboard_interrupt_during_the_swaps_is_recoverable(
 
 # -- permissions and locks ---------------------------------------------------------------------
 
-_PR_CAPBSET_DROP = 24
-#: CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER: what lets root ignore file modes.
-_DAC_CAPS = (1, 2, 3)
-
-
-def _drop_dac_capabilities() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    for cap in _DAC_CAPS:
-        if libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
-
-
 def run_without_dac(code: str, *args: str) -> Any:
     """Run *code* in a child for which file modes apply even to root; return its JSON."""
     preexec = None
     if os.geteuid() == 0:
         if not sys.platform.startswith("linux"):
             pytest.skip("running as root and cannot drop CAP_DAC_OVERRIDE on this platform")
-        preexec = _drop_dac_capabilities
+        preexec = drop_dac_capabilities
     prologue = f"import sys\nsys.path[:0] = [{str(SRC_DIR)!r}, {str(TESTS_DIR)!r}]\n"
     try:
         proc = subprocess.run(

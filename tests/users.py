@@ -10,6 +10,7 @@ really refused.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pwd
 import shutil
@@ -95,3 +96,18 @@ def shared_dir(path: str, user: User, mode: int = 0o1777) -> str:
         os.chown(path, 0, user.gid)
     os.chmod(path, mode)
     return path
+
+
+_PR_CAPBSET_DROP = 24
+#: CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER: what lets root ignore file modes.
+_DAC_CAPS = (1, 2, 3)
+
+
+def drop_dac_capabilities() -> None:
+    """A ``preexec_fn``: file modes bind the child as they bind an unprivileged owner,
+    even when it runs as root (its bounding set loses the capabilities that bypass them)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in _DAC_CAPS:
+        if libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
