@@ -8,13 +8,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import json
 import os
 import signal
 import stat
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ from typing import Any
 import pytest
 
 from install_atomic.engine import staging
-from users import drop_dac_capabilities, other_user, shared_dir
+from users import other_user, run_without_dac, shared_dir
 
 SRC_DIR = Path(staging.__file__).resolve().parents[2]
 
@@ -36,22 +34,9 @@ def dead_pid() -> int:
 
 def run_with_modes_binding(code: str, *args: str) -> Any:
     """Run *code* in a child for which file modes bind as for an unprivileged owner (root
-    without the DAC capabilities); return the JSON it prints."""
-    preexec = None
-    if os.geteuid() == 0:
-        if not sys.platform.startswith("linux"):
-            pytest.skip("running as root and cannot drop CAP_DAC_OVERRIDE on this platform")
-        preexec = drop_dac_capabilities
-    prologue = f"import sys\nsys.path.insert(0, {str(SRC_DIR)!r})\n"
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-c", prologue + textwrap.dedent(code), *args],
-            capture_output=True, text=True, timeout=600, preexec_fn=preexec, check=False,
-        )
-    except subprocess.SubprocessError as exc:
-        pytest.skip(f"cannot drop the DAC capabilities for a child process: {exc}")
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout)
+    without the DAC capabilities); return the JSON it prints, skipping where modes do not
+    bind after all."""
+    result = run_without_dac(code, *args)
     if not result.pop("modes_bind"):
         pytest.skip("file modes do not bind in the child: the DAC capabilities stayed")
     return result

@@ -7,18 +7,14 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from enginekit import (
     DEMO_V1,
     DEMO_V2,
-    SRC_DIR,
-    TESTS_DIR,
     DistSpec,
     Scenario,
     crash_in_child,
@@ -33,7 +29,7 @@ from install_atomic.engine.locking import lock_path_for
 from install_atomic.engine.ownership import scan
 from install_atomic.engine.plan import Step
 from install_atomic.errors import ConflictError, InstallAtomicError, LockTimeout
-from users import drop_dac_capabilities
+from users import run_without_dac
 
 DEMO_V1_EGG = DistSpec("demopkg", "1.0", DEMO_V1.files, kind="egg-info")
 DEMO_V2_WHEEL = DistSpec("demopkg", "2.0", DEMO_V2.files, kind="dist-info")
@@ -245,29 +241,6 @@ def test_keyboard_interrupt_during_the_swaps_is_recoverable(
 
 
 # -- permissions and locks ---------------------------------------------------------------------
-
-def run_without_dac(code: str, *args: str) -> Any:
-    """Run *code* in a child for which file modes apply even to root; return its JSON."""
-    preexec = None
-    if os.geteuid() == 0:
-        if not sys.platform.startswith("linux"):
-            pytest.skip("running as root and cannot drop CAP_DAC_OVERRIDE on this platform")
-        preexec = drop_dac_capabilities
-    prologue = f"import sys\nsys.path[:0] = [{str(SRC_DIR)!r}, {str(TESTS_DIR)!r}]\n"
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-c", prologue + textwrap.dedent(code), *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            preexec_fn=preexec,
-            check=False,
-        )
-    except subprocess.SubprocessError as exc:
-        pytest.skip(f"cannot drop the DAC capabilities for a child process: {exc}")
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
-
 
 _COMMIT_AS_UNPRIVILEGED = """
 import json

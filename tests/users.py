@@ -11,12 +11,17 @@ really refused.
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import pwd
 import shutil
 import subprocess
+import sys
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,3 +116,28 @@ def drop_dac_capabilities() -> None:
         if libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err))
+
+
+_TESTS_DIR = Path(__file__).resolve().parent
+_SRC_DIR = _TESTS_DIR.parent / "src"
+
+
+def run_without_dac(code: str, *args: str, timeout: float = 600.0) -> Any:
+    """Run *code* (with ``src/`` and ``tests/`` on ``sys.path``) in a child for which file
+    modes apply even to root (:func:`drop_dac_capabilities`); return the JSON it prints.
+    Skips the calling test where the capabilities cannot be dropped."""
+    preexec = None
+    if os.geteuid() == 0:
+        if not sys.platform.startswith("linux"):
+            pytest.skip("running as root and cannot drop CAP_DAC_OVERRIDE on this platform")
+        preexec = drop_dac_capabilities
+    prologue = f"import sys\nsys.path[:0] = [{str(_SRC_DIR)!r}, {str(_TESTS_DIR)!r}]\n"
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", prologue + textwrap.dedent(code), *args],
+            capture_output=True, text=True, timeout=timeout, preexec_fn=preexec, check=False,
+        )
+    except subprocess.SubprocessError as exc:
+        pytest.skip(f"cannot drop the DAC capabilities for a child process: {exc}")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
