@@ -15,8 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from enginekit import DEMO_V1, DEMO_V2, Scenario, digest, leftovers, without_private, write_tree
+from enginekit import (
+    DEMO_V1,
+    DEMO_V2,
+    Scenario,
+    digest,
+    leftovers,
+    run_crashing_commit,
+    upgrade_scenario,
+    without_private,
+    write_tree,
+)
 from install_atomic import cli
+from install_atomic.engine import journal as journal_mod
 from install_atomic.engine import recovery
 from install_atomic.errors import DestinationError
 from users import other_user, shared_dir
@@ -163,4 +174,26 @@ def test_a_symlink_planted_as_the_lock_file_is_not_followed(
     assert "symbolic link" in str(info.value) and str(scenario.site / ".lock") in str(info.value)
     assert target.read_bytes() == b"root's\n"
     assert without_private(digest(scenario.prefix)) == without_private(before)
+    assert leftovers(scenario.prefix) == []
+
+
+def test_a_journal_whose_stage_others_could_change_is_left_alone(tmp_path: Path) -> None:
+    """A real crashed commit's journal, but one of its staging directories became
+    writable by others: its contents (the old version, after an exchange) can no longer
+    be believed, so neither roll-back nor roll-forward runs, and it is reported once."""
+    scenario = upgrade_scenario(tmp_path / "env")
+    scenario.build()
+    child = run_crashing_commit(scenario, 2, tmp_path)
+    assert child.returncode == 137, child.stderr
+    (journal,) = journal_mod.find(str(scenario.site))
+    stage = journal_mod.load(journal).stages[0]
+    os.chmod(stage, 0o777)
+    before = digest(scenario.prefix)
+    (item,) = recovery.recover(str(scenario.site))
+    assert (item.journal, item.outcome) == (journal, "not trusted, left alone")
+    assert stage in item.reason and "lets other users write" in item.reason
+    assert digest(scenario.prefix) == before
+    os.chmod(stage, 0o755)  # the owner looked and put it right: recovery proceeds
+    (item,) = recovery.recover(str(scenario.site))
+    assert item.outcome == "rolled back"
     assert leftovers(scenario.prefix) == []

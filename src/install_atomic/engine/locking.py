@@ -27,6 +27,9 @@ from filelock import FileLock, Timeout
 
 from install_atomic.errors import DestinationError, LockTimeout
 
+#: Seconds an install, an uninstall or a recovery waits for a destination's lock.
+DEFAULT_LOCK_TIMEOUT = 300.0
+
 
 def environment_root(path: str) -> str | None:
     """The virtual environment containing *path*, or None."""

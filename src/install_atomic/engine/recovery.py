@@ -226,18 +226,22 @@ def recover_locked(destination: str, held: str | None = None) -> list[Recovered]
     destination = os.path.realpath(destination)
     held = held if held is not None else locking.lock_path_for(destination)
     done = []
+    reported: set[str] = set()  # untrusted stages already named through their journal
     for path in journal_mod.find(destination):
         loaded = _load_for_recovery(path)
         if isinstance(loaded, Recovered):
             done.append(loaded)
             continue
-        tampered = [
-            f"{stage} is not trusted: {why}"
+        tampered = {
+            stage: why
             for stage in loaded.stages
             if os.path.lexists(stage) and (why := staging.distrust_stage(stage))
-        ]
+        }
         if tampered:  # a stage of ours that someone else could have swapped or changed
-            done.append(Recovered(path, loaded.project, "not trusted, left alone", tampered[0]))
+            stage, why = next(iter(tampered.items()))
+            done.append(Recovered(path, loaded.project, "not trusted, left alone",
+                                  f"{stage} is not trusted: {why}"))
+            reported.update(tampered)
             continue
         reason, fd = _live_reason(loaded, held)
         if reason:
@@ -254,7 +258,7 @@ def recover_locked(destination: str, held: str | None = None) -> list[Recovered]
             done.append(Recovered(stage, "(unknown)", "removed abandoned staging directory"))
         for stage in _private_dirs(destination):
             why = staging.distrust_stage(stage)
-            if why is not None:
+            if why is not None and stage not in reported:
                 done.append(Recovered(stage, "(unknown)", "not trusted, left alone", why))
         for name in os.listdir(destination) if os.path.isdir(destination) else ():
             path = os.path.join(destination, name)
@@ -271,7 +275,9 @@ def recover_locked(destination: str, held: str | None = None) -> list[Recovered]
     return done
 
 
-def recover(destination: str, timeout: float = 60.0) -> list[Recovered]:
+def recover(
+    destination: str, timeout: float = locking.DEFAULT_LOCK_TIMEOUT
+) -> list[Recovered]:
     """Take *destination*'s lock and recover what was interrupted there."""
     destination = os.path.realpath(destination)
     lock = locking.lock_path_for(destination)

@@ -57,7 +57,7 @@ from install_atomic.errors import (
 
 Logger = Callable[[str], None]
 
-DEFAULT_LOCK_TIMEOUT = 300.0
+DEFAULT_LOCK_TIMEOUT = locking.DEFAULT_LOCK_TIMEOUT
 
 
 def _stderr(message: str) -> None:
