@@ -90,7 +90,7 @@ FLAVOURS: dict[str, tuple[str, ...]] = {
     "newest": ("setuptools", "wheel"),
     "66": ("setuptools==66.1.1", "wheel==0.38.4"),
 }
-COMMON_TOOLS: tuple[str, ...] = ("pip", "filelock")
+COMMON_TOOLS: tuple[str, ...] = ("pip", "filelock", "installer", "packaging")
 
 #: Default timeout (seconds) of run(): generous, builds and pip installs run through it.
 DEFAULT_TIMEOUT = 300.0

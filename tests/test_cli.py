@@ -216,7 +216,7 @@ def test_next_install_recovers_by_itself(make_venv: MakeVenv, tmp_path: Path) ->
 def test_status_and_recover_name_a_missing_or_non_directory_destination(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from install_atomic.cli import main
+    from install_atomic.frontends.cli import main
 
     missing, afile = tmp_path / "missing", tmp_path / "afile"
     afile.write_text("x")
@@ -233,7 +233,7 @@ def test_status_and_recover_name_a_missing_or_non_directory_destination(
 def test_help_names_the_command_and_explains_every_argument(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from install_atomic.cli import main
+    from install_atomic.frontends.cli import main
 
     monkeypatch.setattr("sys.argv", ["/usr/local/bin/install-atomic", "--help"])
     monkeypatch.setenv("COLUMNS", "300")  # no line breaks inside the phrases looked for

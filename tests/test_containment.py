@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from enginekit import DistSpec, Scenario, digest, install_dist, leftovers, write_tree
-from install_atomic import cli
 from install_atomic.engine import primitives
 from install_atomic.errors import UnsafePathError
+from install_atomic.frontends import cli
 
 NEW = DistSpec("demopkg", "2.0", {"demopkg/__init__.py": b"VERSION = '2.0'\n"})
 

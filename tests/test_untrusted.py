@@ -26,10 +26,10 @@ from enginekit import (
     without_private,
     write_tree,
 )
-from install_atomic import cli
 from install_atomic.engine import journal as journal_mod
 from install_atomic.engine import recovery
 from install_atomic.errors import DestinationError
+from install_atomic.frontends import cli
 from users import other_user, shared_dir
 
 TXID = "4242-deadbeef"

@@ -2,7 +2,7 @@
 
 import sys
 
-from install_atomic.cli import main
+from install_atomic.frontends.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

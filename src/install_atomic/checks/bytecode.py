@@ -162,8 +162,14 @@ def compile_tree(
     optimize: Sequence[int] = (0,),
     mode: str = DEFAULT_MODE,
     workers: int | None = None,
+    python: str | None = None,
+    cache_tag: str | None = None,
 ) -> bool:
     """Compile every ``.py`` below *stage* as if it lived below *final*.
+
+    *python* and *cache_tag* name another interpreter to compile for (``--python``
+    of ``install-atomic install``): then every file is compiled by worker processes
+    running that interpreter, never in this one.
 
     *optimize* lists the levels to write (0, 1, 2); *workers* = 0 uses one
     worker process per core, N > 1 uses N processes, 1 compiles in this
@@ -178,6 +184,13 @@ def compile_tree(
         workers = 0 if count_sources(stage) > PARALLEL_THRESHOLD else 1
     if workers < 0:
         raise ValueError("workers must be >= 0")
+    if python is not None:
+        files = list(_sources(stage))
+        if not files:
+            return True
+        count = max(1, min(workers or _cores(), len(files) // MIN_FILES_PER_WORKER))
+        return _compile_in_workers(stage, final, files, levels, mode, count,
+                                   python=python, tag=cache_tag)
     if workers != 1 and sys.executable:
         files = list(_sources(stage))
         count = min(workers or _cores(), len(files) // MIN_FILES_PER_WORKER)
@@ -220,12 +233,12 @@ def _sources(stage: str, rel: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]
             yield from _sources(stage, (*rel, name))
 
 
-def _worker_command() -> list[str]:
+def _worker_command(python: str | None = None) -> list[str]:
     # -I: no PYTHON* variables, no user site, no current directory on sys.path (a
     # project's json.py must not shadow the stdlib's); -S: no site (no sitecustomize).
     # What decides the pyc's path, the file names' encoding and which compiler warnings
     # are errors is passed explicitly.
-    cmd = [sys.executable, "-I", "-S", "-X", f"utf8={sys.flags.utf8_mode}"]
+    cmd = [python or sys.executable, "-I", "-S", "-X", f"utf8={sys.flags.utf8_mode}"]
     cmd += [f"-W{option}" for option in sys.warnoptions]  # -W, PYTHONWARNINGS
     if sys.pycache_prefix:
         cmd += ["-X", f"pycache_prefix={sys.pycache_prefix}"]
@@ -234,14 +247,14 @@ def _worker_command() -> list[str]:
 
 def _compile_in_workers(
     stage: str, final: str, files: list[tuple[str, ...]], levels: list[int], mode: str,
-    count: int,
+    count: int, *, python: str | None = None, tag: str | None = None,
 ) -> bool:
     chunks = [files[i::count] for i in range(count)]
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for _ in chunks:
             procs.append(subprocess.Popen(
-                _worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                _worker_command(python), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 close_fds=True,  # the stage's owner lock stays in this process
             ))
         for proc, chunk in zip(procs, chunks):
@@ -249,7 +262,8 @@ def _compile_in_workers(
                 "stage": stage, "final": final, "optimize": levels,
                 "mode": MODES[mode].name, "files": chunk,
                 "encoding": sys.getfilesystemencoding(),
-                "tag": sys.implementation.cache_tag, "prefix": sys.pycache_prefix,
+                "tag": tag or sys.implementation.cache_tag,
+                "prefix": sys.pycache_prefix if python is None else None,
             }
             assert proc.stdin is not None
             # BrokenPipeError: it died at start-up; its files are compiled below.
@@ -264,6 +278,10 @@ def _compile_in_workers(
             if status in (0, 1):
                 _print(output)
                 ok = ok and status == 0
+            elif python is not None:  # another interpreter's bytecode: never made here
+                print(f"install_atomic: compiling with {python} failed (worker exit status"
+                      f" {status}); {len(chunk)} files are installed without bytecode")
+                ok = False
             else:  # refused or died: compile its share here
                 ok = _compile_here(stage, final, chunk, levels, mode) and ok
         return ok

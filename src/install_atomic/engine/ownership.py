@@ -148,6 +148,11 @@ def default_scheme(root: str) -> list[str]:
     return [root] if venv is None else [root, venv]
 
 
+def _recorded_roots(metadata_dir: str) -> set[str]:
+    text = _read_text(os.path.join(metadata_dir, ROOTS_FILE))
+    return {os.path.normpath(r) for r in _lines(text) if os.path.isabs(r)}
+
+
 def read_distribution(
     root: str, entry: str, scheme: Sequence[str] | None = None
 ) -> InstalledDistribution | None:
@@ -173,6 +178,7 @@ def read_distribution(
                         files.add(resolved)
         top = _lines(_read_text(os.path.join(path, "top_level.txt")))
         namespaces: set[str] = set()
+        roots = _recorded_roots(path)  # written by install-atomic's wheel installer
     elif entry.endswith(".egg-info"):
         if os.path.isdir(path):
             name, version = _headers(_read_text(os.path.join(path, "PKG-INFO")))
@@ -182,10 +188,7 @@ def read_distribution(
                 files = {p for p in (resolve(path, line) for line in _lines(listed)) if p}
             top = _lines(_read_text(os.path.join(path, "top_level.txt")))
             namespaces = set(_lines(_read_text(os.path.join(path, "namespace_packages.txt"))))
-            roots = {
-                os.path.normpath(r) for r in _lines(_read_text(os.path.join(path, ROOTS_FILE)))
-                if os.path.isabs(r)
-            }
+            roots = _recorded_roots(path)
         else:  # a single-file egg-info written by distutils
             name, version = _headers(_read_text(path))
             files, top, namespaces = None, [], set()
@@ -236,17 +239,21 @@ def _ancestors(path: str) -> Iterator[str]:
 class Ownership:
     """Answers "who else owns this path?" for one transaction.
 
-    *project* is the distribution being installed: its installed versions
-    (there may be several: an egg-info and a pip dist-info, say) are "old",
+    *project* names the distribution being installed, or several distributions
+    installed in one transaction: their installed versions (there may be
+    several per name: an egg-info and a pip dist-info, say) are "old",
     everything else is "others".
     """
 
-    def __init__(self, dists: Iterable[InstalledDistribution], project: str) -> None:
-        key = canonical_name(project)
+    def __init__(
+        self, dists: Iterable[InstalledDistribution], project: str | Iterable[str]
+    ) -> None:
+        names = [project] if isinstance(project, str) else list(project)
+        keys = {canonical_name(name) for name in names}
         self.old: list[InstalledDistribution] = []
         self.others: list[InstalledDistribution] = []
         for dist in dists:
-            (self.old if dist.key == key else self.others).append(dist)
+            (self.old if dist.key in keys else self.others).append(dist)
         self._other_exact: dict[str, list[InstalledDistribution]] = {}
         self._other_below: dict[str, list[InstalledDistribution]] = {}
         #: Directories (and their metadata directories) other distributions claim whole.

@@ -79,15 +79,18 @@ class CommitResult:
 
 
 class Transaction:
-    """One atomic install of one distribution (*project*) into one environment.
+    """One atomic install of one distribution (*project*), or of several (a sequence
+    of names), into one environment.
 
-    *primary* is the directory that receives the distribution's metadata
-    (``install_lib``); it decides the lock and holds the journal.
+    *primary* is the directory that receives the distributions' metadata
+    (``install_lib``); it decides the lock and holds the journal.  Every installed
+    version of every named distribution is "old": what the staged trees do not
+    replace is removed in the same commit.
     """
 
     def __init__(
         self,
-        project: str,
+        project: str | Sequence[str],
         primary: str,
         *,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
@@ -99,7 +102,12 @@ class Transaction:
         log: Logger = _stderr,
         warn: Logger = _stderr,
     ) -> None:
-        self.project = project
+        #: The distributions this transaction installs (or uninstalls).
+        self.projects = [project] if isinstance(project, str) else list(project)
+        if not self.projects:
+            raise ValueError("a transaction needs at least one distribution name")
+        #: How messages and the journal name them.
+        self.project = ", ".join(self.projects)
         # Real paths: metadata paths (RECORD's '../../../bin/tool') resolve against the
         # directory itself, not against a symlink leading to it.
         self.primary = os.path.realpath(primary)
@@ -172,7 +180,7 @@ class Transaction:
 
     def plan(self) -> Plan:
         """Compute the plan against the destination as it is now."""
-        ownership = Ownership(scan(self.primary, self.scheme), self.project)
+        ownership = Ownership(scan(self.primary, self.scheme), self.projects)
         self._report_outside(ownership)
         relocate = None if self.dry_run else self._relocate
         planner = Planner(ownership, BackupNamer(self.txid), relocate)

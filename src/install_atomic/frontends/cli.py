@@ -1,0 +1,289 @@
+"""``install-atomic`` (also ``python -m install_atomic``): the command line.
+
+``install [options] SPEC ...``
+    install wheels, sdists, project directories and requirements (resolved by
+    pip) as one atomic transaction; see :mod:`install_atomic.frontends.wheels`.
+``status [DESTINATION ...]``
+    list in-flight or interrupted transactions; changes nothing.
+``recover [DESTINATION ...]``
+    roll interrupted transactions back or forward and remove leftovers.
+``uninstall NAME ... [--target DESTINATION] [--dry-run]``
+    remove installed distributions in one transaction, keeping every file
+    another distribution still lists (a shared namespace ``__init__.py``, say).
+
+DESTINATION defaults to the running interpreter's site-packages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import sysconfig
+from collections.abc import Sequence
+
+from install_atomic import __version__
+from install_atomic.checks import bytecode
+from install_atomic.engine import recovery, staging
+from install_atomic.engine.ownership import canonical_name, scan
+from install_atomic.engine.scheme import scheme_dirs
+from install_atomic.engine.transaction import DEFAULT_LOCK_TIMEOUT, Transaction
+from install_atomic.errors import DestinationError, InstallAtomicError
+
+
+def _default_destinations() -> list[str]:
+    paths = sysconfig.get_paths()
+    return sorted({paths["purelib"], paths["platlib"]})
+
+
+def _prog() -> str:
+    """How the user called us: ``install-atomic`` or ``python -m install_atomic``."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return "install-atomic" if name.startswith("install-atomic") else "python -m install_atomic"
+
+
+_DEST_HELP = (
+    "a directory install-atomic installs into (default: this interpreter's site-packages,"
+    " {})"
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    default = ", ".join(_default_destinations())
+    parser = argparse.ArgumentParser(
+        prog=_prog(),
+        description="Install Python distributions atomically (many in one transaction),"
+        " uninstall them, and inspect or recover interrupted transactions.",
+    )
+    parser.add_argument("--version", action="version", version=f"install-atomic {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_install(sub)
+    rec = sub.add_parser("recover", help="finish or undo interrupted installs")
+    rec.add_argument("destinations", nargs="*", metavar="DESTINATION",
+                     help=_DEST_HELP.format(default))
+    rec.add_argument("--lock-timeout", type=float, default=DEFAULT_LOCK_TIMEOUT,
+                     metavar="SECONDS",
+                     help="seconds to wait for the destination lock, as for installs;"
+                     f" -1 waits forever (default: {DEFAULT_LOCK_TIMEOUT:g})")
+    st = sub.add_parser("status", help="list in-flight, interrupted or untrusted installs")
+    st.add_argument("destinations", nargs="*", metavar="DESTINATION",
+                    help=_DEST_HELP.format(default))
+    un = sub.add_parser("uninstall", help="remove distributions atomically, in one transaction")
+    un.add_argument("names", nargs="+", metavar="NAME",
+                    help="a distribution's name, as pip lists it")
+    un.add_argument("--target", metavar="DESTINATION",
+                    help="the directory holding its metadata (default: site-packages)")
+    un.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    un.add_argument("--lock-timeout", type=float, default=DEFAULT_LOCK_TIMEOUT,
+                    metavar="SECONDS",
+                    help="seconds to wait for the destination lock; -1 waits forever"
+                    f" (default: {DEFAULT_LOCK_TIMEOUT:g})")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "install":
+            return _install(args)
+        if args.command == "uninstall":
+            target = args.target or sysconfig.get_paths()["purelib"]
+            _check_directory(target)
+            return _uninstall(args.names, target, args.dry_run, args.lock_timeout)
+        destinations = args.destinations or _default_destinations()
+        for dest in destinations:
+            _check_directory(dest)
+        if args.command == "status":
+            return _status(destinations)
+        return _recover(destinations, args.lock_timeout)
+    except InstallAtomicError as exc:
+        print(f"install_atomic: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _check_directory(path: str) -> None:
+    if not os.path.lexists(path):
+        raise DestinationError(
+            f"{path} does not exist. Give the directory install-atomic installed into"
+            " (a site-packages, say).",
+            path,
+        )
+    if not os.path.isdir(path):
+        raise DestinationError(
+            f"{path} is not a directory. Give the directory install-atomic installed into"
+            " (a site-packages, say), not a file in it.",
+            path,
+        )
+
+
+def _status(destinations: list[str]) -> int:
+    found = 0
+    for dest in destinations:
+        for item in recovery.status(dest):
+            found += 1
+            state = "in progress (lock held)" if item.live else "interrupted"
+            print(f"{dest}: {item.project}: {state}, pid {item.pid},"
+                  f" {item.done}/{item.steps} renames done ({item.journal})")
+        for stage in recovery.stray_stages(dest):
+            found += 1
+            print(f"{dest}: leftover staging directory {stage}")
+        for path, reason in recovery.untrusted(dest):
+            found += 1
+            print(f"{dest}: not trusted, left alone: {path}: {reason}")
+    if not found:
+        print("no interrupted installs")
+    # Not tied to a destination: the build directories (system temp dir) of this user's
+    # installers that were killed, which the next install or recover removes.
+    for path in staging.dead_build_dirs():
+        print(f"leftover build directory of a killed installer: {path}")
+    return 0
+
+
+def _uninstall(names: list[str], target: str, dry_run: bool, timeout: float) -> int:
+    installed = scan(target)
+    dists = []
+    for name in names:
+        found = [d for d in installed if d.key == canonical_name(name)]
+        if not found:
+            print(f"install_atomic: error: {name} is not installed in {target}. Nothing was"
+                  " changed. Check the name ('pip list' shows it), or pass --target with the"
+                  " directory holding it.", file=sys.stderr)
+            return 1
+        dists += found
+    with Transaction(names, target, lock_timeout=timeout, dry_run=dry_run, log=print,
+                     stops=scheme_dirs(target, dists)) as txn:
+        result = txn.commit()
+    if not dry_run:
+        print(f"uninstalled {', '.join(names)} from {target}: {len(result.plan.steps)}"
+              " removals")
+    return 0
+
+
+def _recover(destinations: list[str], timeout: float) -> int:
+    installs = stages = 0
+    for dest in destinations:
+        for item in recovery.recover(dest, timeout):
+            if item.outcome == "removed abandoned staging directory":
+                stages += 1
+                print(f"{dest}: removed the abandoned staging directory {item.journal}")
+            elif item.outcome in recovery.LEFT_ALONE:
+                print(f"{dest}: {item.outcome}: {item.journal}: {item.reason}")
+            else:
+                installs += 1
+                print(f"{dest}: {item.project}: {item.outcome}")
+    for path in staging.sweep_build_dirs():
+        print(f"removed the build directory of a killed installer: {path}", file=sys.stderr)
+    if installs or stages:
+        print(f"recovered {installs} interrupted install(s),"
+              f" removed {stages} abandoned staging director{'y' if stages == 1 else 'ies'}")
+    else:
+        print("nothing to recover")
+    return 0
+
+
+def _add_install(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "install",
+        help="install wheels, sdists, projects and requirements in one atomic transaction",
+        description="Install every SPEC, and what they require (resolved by pip for the target"
+        " environment), as one transaction: everything is built, staged, byte-compiled and"
+        " import-checked first; then one lock, one journal and one rename per top-level entry"
+        " put the whole set in place. Any failure leaves every distribution as it was.",
+    )
+    p.add_argument("specs", nargs="*", metavar="SPEC",
+                   help="a wheel file, an sdist, a project directory (any PEP 517 backend), a"
+                   " requirement ('name', 'name==1.2', 'name[extra]>=1') or a URL")
+    where = p.add_argument_group("where to install (as pip)")
+    where.add_argument("--python", metavar="PATH",
+                       help="the target interpreter, or a virtual environment's directory"
+                       " (default: the interpreter running install-atomic)")
+    loc = where.add_mutually_exclusive_group()
+    loc.add_argument("-t", "--target", dest="target_dir", metavar="DIR",
+                     help="install into DIR (library and metadata; scripts in DIR/bin)")
+    loc.add_argument("--prefix", metavar="DIR",
+                     help="install under this prefix (DIR/lib/pythonX.Y/site-packages, DIR/bin)")
+    loc.add_argument("--user", action="store_true", help="install into the user site-packages")
+    where.add_argument("--root", metavar="DIR",
+                       help="install everything relative to this directory (DESTDIR, for"
+                       " packaging); code and scripts keep the paths without it")
+    pipg = p.add_argument_group("resolution (passed to pip)")
+    pipg.add_argument("-r", "--requirement", dest="requirements", action="append", default=[],
+                      metavar="FILE", help="install from this requirements file (repeatable)")
+    pipg.add_argument("-c", "--constraint", dest="constraints", action="append", default=[],
+                      metavar="FILE", help="constrain versions with this file (repeatable)")
+    pipg.add_argument("--no-deps", action="store_true",
+                      help="install only the SPECs, not their dependencies")
+    pipg.add_argument("-U", "--upgrade", action="store_true",
+                      help="upgrade named distributions to the newest available version")
+    pipg.add_argument("--force-reinstall", action="store_true",
+                      help="reinstall even when the same version is installed")
+    pipg.add_argument("--pre", action="store_true", help="include pre-release versions")
+    pipg.add_argument("--no-index", action="store_true", help="ignore the package index")
+    pipg.add_argument("-i", "--index-url", metavar="URL", help="base URL of the package index")
+    pipg.add_argument("--extra-index-url", dest="extra_index_urls", action="append",
+                      default=[], metavar="URL", help="another index (repeatable)")
+    pipg.add_argument("-f", "--find-links", action="append", default=[], metavar="PATH_OR_URL",
+                      help="look for wheels and sdists here (repeatable)")
+    pipg.add_argument("--no-build-isolation", action="store_true",
+                      help="build projects with the build dependencies already installed")
+    ours = p.add_argument_group("atomic install")
+    ours.add_argument("--dry-run", action="store_true",
+                      help="resolve, build, stage and plan; print every planned rename;"
+                      " change nothing")
+    ours.add_argument("--no-compile", action="store_true", help="do not write bytecode")
+    ours.add_argument("--pyc-mode", choices=sorted(bytecode.MODES), default=bytecode.DEFAULT_MODE,
+                      help=f"bytecode invalidation mode (default: {bytecode.DEFAULT_MODE})")
+    ours.add_argument("--no-verify", action="store_true",
+                      help="skip the import check of the staged tree")
+    ours.add_argument("--verify-command", metavar="COMMAND",
+                      help="shell command run against the staged tree before the commit;"
+                      " a non-zero exit status aborts the install")
+    ours.add_argument("--verify-timeout", type=float, default=600.0, metavar="SECONDS",
+                      help="seconds the import check and --verify-command may take (default:"
+                      " 600)")
+    ours.add_argument("--lock-timeout", type=float, default=DEFAULT_LOCK_TIMEOUT,
+                      metavar="SECONDS", help="seconds to wait for the environment's lock;"
+                      f" -1 waits forever (default: {DEFAULT_LOCK_TIMEOUT:g})")
+    ours.add_argument("--strict", action="store_true",
+                      help="refuse to replace files another installed distribution owns")
+    ours.add_argument("--no-fsync", action="store_true",
+                      help="skip fsync of the staged files (faster, not power-loss safe)")
+    ours.add_argument("--report", metavar="FILE",
+                      help="write what was installed (or, with --dry-run, would be) as JSON;"
+                      " '-' for standard output")
+    ours.add_argument("-q", "--quiet", action="count", default=0,
+                      help="print only warnings and errors")
+    ours.add_argument("-v", "--verbose", action="count", default=0,
+                      help="print every phase and pip's output")
+
+
+def _install(args: argparse.Namespace) -> int:
+    # Imported here: status, recover and uninstall need neither installer nor packaging.
+    from install_atomic.frontends.wheels import install as wheel_install
+    from install_atomic.frontends.wheels.resolve import PipOptions
+
+    if not args.specs and not args.requirements:
+        print("install_atomic: error: nothing to install: give a wheel, an sdist, a project"
+              " directory, a requirement or -r FILE.", file=sys.stderr)
+        return 2
+    if args.lock_timeout < 0 and args.lock_timeout != -1:
+        print("install_atomic: error: --lock-timeout must be >= 0 or -1 (forever)",
+              file=sys.stderr)
+        return 2
+    if args.verify_timeout <= 0:
+        print("install_atomic: error: --verify-timeout must be > 0", file=sys.stderr)
+        return 2
+    opts = wheel_install.InstallOptions(
+        specs=list(args.specs),
+        pip=PipOptions(
+            requirements=list(args.requirements), constraints=list(args.constraints),
+            no_deps=args.no_deps, upgrade=args.upgrade, force_reinstall=args.force_reinstall,
+            no_index=args.no_index, index_url=args.index_url,
+            extra_index_urls=list(args.extra_index_urls), find_links=list(args.find_links),
+            no_build_isolation=args.no_build_isolation, pre=args.pre, verbose=args.verbose,
+        ),
+        python=args.python, target_dir=args.target_dir, prefix=args.prefix, user=args.user,
+        root=args.root, dry_run=args.dry_run, no_verify=args.no_verify,
+        verify_command=args.verify_command, verify_timeout=args.verify_timeout,
+        lock_timeout=args.lock_timeout, strict=args.strict, no_fsync=args.no_fsync,
+        pyc_mode=args.pyc_mode, compile=not args.no_compile, report=args.report,
+        quiet=args.quiet, verbose=args.verbose,
+    )
+    wheel_install.install(opts)
+    return 0

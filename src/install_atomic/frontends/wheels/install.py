@@ -1,0 +1,213 @@
+"""``install-atomic install``: many distributions, one transaction.
+
+The order of work (see the explanation page "One transaction for many
+distributions"):
+
+1. pip resolves what to install for the target environment and fetches or
+   builds one wheel per distribution into a private wheelhouse
+   (:mod:`.resolve`); every wheel's ``RECORD`` (hashes, sizes), tags and
+   ``Requires-Python`` are checked (:func:`.unpack.check_wheel`);
+2. one :class:`~install_atomic.engine.transaction.Transaction` names every
+   distribution: each wheel is unpacked into the staging directories inside
+   the scheme's directories (:mod:`.unpack`);
+3. the staged library directory is byte-compiled once, by every core, for the
+   target interpreter, then each ``RECORD`` is written, bytecode included;
+4. the import check imports the new set from the staged tree, in a fresh target
+   interpreter (new versions first, the rest of the environment after);
+5. one commit: one lock, one journal, one rename per top-level entry, every
+   distribution's old files removed in the same journal.
+
+A failure at any step before 5 changes nothing in the environment; a failure
+or a kill during 5 is rolled back (or forward by ``recover``) as a whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from install_atomic.checks import bytecode, verify
+from install_atomic.engine import staging
+from install_atomic.engine.ownership import canonical_name, scan
+from install_atomic.engine.transaction import DEFAULT_LOCK_TIMEOUT, CommitResult, Transaction
+from install_atomic.frontends.wheels import report as report_mod
+from install_atomic.frontends.wheels import resolve, target, unpack
+from install_atomic.frontends.wheels.progress import Progress
+
+Logger = Callable[[str], None]
+
+
+@dataclass
+class InstallOptions:
+    """Everything ``install-atomic install`` accepts."""
+
+    specs: list[str] = field(default_factory=list)
+    pip: resolve.PipOptions = field(default_factory=resolve.PipOptions)
+    python: str | None = None
+    target_dir: str | None = None
+    prefix: str | None = None
+    user: bool = False
+    root: str | None = None
+    dry_run: bool = False
+    no_verify: bool = False
+    verify_command: str | None = None
+    verify_timeout: float = 600.0
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    strict: bool = False
+    no_fsync: bool = False
+    pyc_mode: str = bytecode.DEFAULT_MODE
+    compile: bool = True
+    report: str | None = None
+    quiet: int = 0
+    verbose: int = 0
+
+
+@dataclass
+class Outcome:
+    """What :func:`install` did."""
+
+    items: list[resolve.Item]
+    old_versions: dict[str, list[str]]
+    result: CommitResult | None
+    #: Final path -> distribution, for what the new versions install.
+    new_files: dict[str, str] = field(default_factory=dict)
+    #: Path -> distribution, for what the installed versions list.
+    old_files: dict[str, str] = field(default_factory=dict)
+
+
+def lock_path(tgt: target.Target) -> str | None:
+    """None for the engine's default (``<venv>/.lock``, ``<destination>/.lock``); with
+    ``--root`` (DESTDIR) a lock outside the tree being packaged."""
+    if not tgt.root:
+        return None
+    digest = hashlib.sha256(tgt.lib.encode()).hexdigest()[:16]
+    return os.path.join(tempfile.gettempdir(), f"install-atomic-{digest}.lock")
+
+
+def install(opts: InstallOptions) -> Outcome:
+    """Resolve, stage, check and commit; raise InstallAtomicError on any failure."""
+    progress = Progress(quiet=opts.quiet, verbose=opts.verbose)
+    python = target.interpreter_of(opts.python) if opts.python else None
+    tgt = target.probe(python, user=opts.user, prefix=opts.prefix, root=opts.root,
+                       target_dir=opts.target_dir)
+    staging.sweep_build_dirs()  # those of installers killed while building
+    workdir = tempfile.mkdtemp(prefix=staging.build_dir_prefix())
+    try:
+        return _install(opts, tgt, progress, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        progress.done()
+
+
+def _install(
+    opts: InstallOptions, tgt: target.Target, progress: Progress, workdir: str
+) -> Outcome:
+    asked = [*opts.specs, *(f"-r {r}" for r in opts.pip.requirements)]
+    progress.phase(f"resolving {' '.join(asked)} for {tgt.executable}")
+    items = resolve.resolve(opts.specs, opts.pip, tgt, workdir)
+    old_versions, old_files = _installed(tgt, items)
+    if not items:
+        progress.say("nothing to install: every requirement is already satisfied"
+                     " (use -U/--upgrade or --force-reinstall to replace)")
+        out = Outcome(items, old_versions, None)
+        if opts.report:
+            report_mod.write(opts.report, out, tgt, dry_run=opts.dry_run)
+        return out
+    progress.phase(f"fetching or building {len(items)} wheels")
+    resolve.fetch(items, opts.pip, tgt, os.path.join(workdir, "wheelhouse"))
+    for item in items:
+        unpack.check_wheel(item.wheel, item.name, tgt)
+    levels = [0] if opts.compile else []
+    txn = Transaction(
+        [item.name for item in items],
+        tgt.lib,
+        lock_timeout=opts.lock_timeout,
+        lock_path=lock_path(tgt),
+        stops=tgt.stops(),
+        strict=opts.strict,
+        dry_run=opts.dry_run,
+        durable=not opts.no_fsync,
+        log=progress.say,
+        warn=progress.warn,
+    )
+    out = Outcome(items, old_versions, None, old_files=old_files)
+    with txn:
+        claimed: dict[str, str] = {}
+        roots = sorted({tgt.strip_root(d) for d in tgt.stops()})
+        dests: list[unpack.StagedDestination] = []
+        for n, item in enumerate(items, 1):
+            progress.phase(f"staging {item.name} {item.version}", n, len(items))
+            dest = unpack.StagedDestination(item.name, tgt, txn.stage, claimed, progress.warn)
+            unpack.stage_wheel(item.wheel, dest, requested=item.requested,
+                               direct_url=item.direct_url, roots=roots)
+            dests.append(dest)
+        libs = sorted({os.path.normpath(tgt.final(k)) for k in ("purelib", "platlib")})
+        if levels:
+            for lib in libs:
+                stage = txn.stage(lib)
+                progress.phase(f"compiling {bytecode.count_sources(stage)} modules")
+                foreign = None if tgt.is_running_interpreter else tgt.executable
+                ok = bytecode.compile_tree(stage, tgt.strip_root(lib), optimize=levels,
+                                           mode=opts.pyc_mode, python=foreign,
+                                           cache_tag=tgt.cache_tag)
+                if not ok:
+                    progress.warn("install_atomic: warning: some files could not be"
+                                  " byte-compiled (errors above); they are installed without"
+                                  " bytecode")
+        for dest in dests:
+            for final in dest.write_record(levels):
+                out.new_files[final] = dest.dist
+        if not opts.no_verify:
+            progress.phase(f"checking that {_names(items)} import from the staged tree")
+            for lib in libs:
+                verify.check_imports(txn.stage(lib), lib, python=tgt.executable,
+                                     timeout=opts.verify_timeout)
+        if opts.verify_command:
+            progress.phase(f"running {opts.verify_command!r} against the staged tree")
+            verify.run_command(opts.verify_command, txn.stage(tgt.lib), tgt.lib,
+                               timeout=opts.verify_timeout)
+        progress.phase("committing")
+        out.result = txn.commit()
+    if opts.report:
+        report_mod.write(opts.report, out, tgt, dry_run=opts.dry_run)
+    if not opts.dry_run:
+        changes = ", ".join(_change(item, old_versions) for item in items)
+        progress.summary(
+            f"installed {changes} into {tgt.lib}: {len(out.result.plan.steps)} renames in"
+            f" {out.result.swap_seconds * 1e3:.2f} ms"
+        )
+    return out
+
+
+def _names(items: Sequence[resolve.Item]) -> str:
+    names = [i.name for i in items]
+    return ", ".join(names) if len(names) <= 4 else f"{', '.join(names[:4])} and" \
+        f" {len(names) - 4} more"
+
+
+def _change(item: resolve.Item, old: dict[str, list[str]]) -> str:
+    before = old.get(item.key)
+    if before and before != [item.version]:
+        return f"{item.name} {'/'.join(before)} -> {item.version}"
+    return f"{item.name} {item.version}"
+
+
+def _installed(
+    tgt: target.Target, items: Sequence[resolve.Item]
+) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """The installed versions of *items*' distributions, and the files they list."""
+    keys = {item.key for item in items}
+    versions: dict[str, list[str]] = {}
+    files: dict[str, str] = {}
+    if not os.path.isdir(tgt.lib):
+        return versions, files
+    for dist in scan(tgt.lib, tgt.stops()):
+        key = canonical_name(dist.name)
+        if key in keys:
+            versions.setdefault(key, []).append(dist.version)
+            files.update(dict.fromkeys(dist.claimed(), dist.name))
+    return versions, files

@@ -1,0 +1,246 @@
+"""Turn what the user asked for into one wheel per distribution, with pip.
+
+pip stays the resolver: ``pip install --dry-run --report`` run for the target
+interpreter, with the user's location and index options, says which
+distributions (names, versions, where from) a ``pip install`` would install
+into that environment, given what it already has.  Whatever is not already a
+wheel file on disk (a wheel on an index, an sdist, a project directory, a VCS
+URL) then becomes one through one ``pip wheel --no-deps`` call into a private
+wheelhouse: any PEP 517 backend builds there, isolated as pip isolates it.
+
+Nothing here writes into the target environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from packaging.utils import canonicalize_name, parse_wheel_filename
+
+from install_atomic.errors import InstallAtomicError
+from install_atomic.frontends.wheels.target import Target
+
+Logger = Callable[[str], None]
+
+
+class ResolveError(InstallAtomicError):
+    """pip could not resolve, fetch or build what was asked for."""
+
+
+@dataclass
+class PipOptions:
+    """The options passed through to pip, named as pip names them."""
+
+    requirements: list[str] = field(default_factory=list)
+    constraints: list[str] = field(default_factory=list)
+    no_deps: bool = False
+    upgrade: bool = False
+    force_reinstall: bool = False
+    no_index: bool = False
+    index_url: str | None = None
+    extra_index_urls: list[str] = field(default_factory=list)
+    find_links: list[str] = field(default_factory=list)
+    no_build_isolation: bool = False
+    pre: bool = False
+    verbose: int = 0
+
+    def index_args(self) -> list[str]:
+        args: list[str] = []
+        if self.no_index:
+            args.append("--no-index")
+        if self.index_url:
+            args += ["--index-url", self.index_url]
+        for url in self.extra_index_urls:
+            args += ["--extra-index-url", url]
+        for link in self.find_links:
+            args += ["--find-links", link]
+        if self.pre:
+            args.append("--pre")
+        return args
+
+    def build_args(self) -> list[str]:
+        return ["--no-build-isolation"] if self.no_build_isolation else []
+
+
+@dataclass
+class Item:
+    """One distribution to install."""
+
+    name: str
+    version: str
+    #: True when the user named it (pip's REQUESTED), False for a dependency.
+    requested: bool
+    #: PEP 610 ``direct_url.json`` content for a file, directory or URL; else None.
+    direct_url: dict[str, Any] | None
+    #: Where pip found it (a URL).
+    url: str
+    #: The wheel file, once fetched or built.
+    wheel: str = ""
+
+    @property
+    def key(self) -> str:
+        return canonicalize_name(self.name)
+
+
+def _file_path(url: str) -> str | None:
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme != "file":
+        return None
+    return urllib.request.url2pathname(parsed.path)
+
+
+def pip_command(target: Target) -> list[str]:
+    """pip, run for the target interpreter: its own pip when the target is the
+    running interpreter, else this interpreter's pip with ``--python``."""
+    base = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    if not target.is_running_interpreter:
+        base += ["--python", target.executable]
+    return base
+
+
+def _location_args(target: Target) -> list[str]:
+    args: list[str] = []
+    if target.target_dir:
+        args += ["--target", target.target_dir]
+    if target.user:
+        args.append("--user")
+    if target.prefix:
+        args += ["--prefix", target.prefix]
+    if target.root:
+        args += ["--root", target.root]
+    return args
+
+
+def _run_pip(cmd: list[str], what: str, advice: str, verbose: int) -> str:
+    try:
+        proc = subprocess.run(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=None if verbose else subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    except OSError as exc:
+        raise ResolveError(f"cannot run pip ({cmd[0]}): {exc.strerror}. {advice}",
+                           cmd[0]) from exc
+    if verbose and proc.stdout:
+        sys.stdout.write(proc.stdout)
+    if proc.returncode != 0:
+        output = "\n".join(x.strip() for x in (proc.stdout, proc.stderr or "") if x.strip())
+        raise ResolveError(
+            f"{what} failed (pip exit status {proc.returncode}); nothing was installed and"
+            f" the environment is unchanged.\n{output}\n{advice}",
+            None,
+        )
+    return proc.stdout
+
+
+def resolve(
+    specs: Sequence[str], options: PipOptions, target: Target, workdir: str
+) -> list[Item]:
+    """What ``pip install SPECS`` would install into *target*, as :class:`Item` s."""
+    report_path = os.path.join(workdir, "pip-report.json")
+    cmd = [
+        *pip_command(target), "install", "--dry-run", "--report", report_path,
+        *(["-v"] * options.verbose or ["-q"]),
+        *_location_args(target), *options.index_args(), *options.build_args(),
+    ]
+    if options.no_deps:
+        cmd.append("--no-deps")
+    if options.upgrade:
+        cmd.append("--upgrade")
+    if options.force_reinstall:
+        cmd.append("--force-reinstall")
+    for path in options.requirements:
+        cmd += ["-r", path]
+    for path in options.constraints:
+        cmd += ["-c", path]
+    cmd += list(specs)
+    _run_pip(
+        cmd,
+        "resolving " + (" ".join([*specs, *(f"-r {r}" for r in options.requirements)])),
+        "Check the names, versions and index options, or the project's build.",
+        options.verbose,
+    )
+    with open(report_path, encoding="utf-8") as f:
+        report = json.load(f)
+    items = []
+    for entry in report.get("install", []):
+        meta = entry["metadata"]
+        info = entry.get("download_info") or {}
+        url = str(info.get("url", ""))
+        if (info.get("dir_info") or {}).get("editable"):
+            raise ResolveError(
+                f"{meta['name']} is an editable install ({url}); install-atomic installs"
+                " complete copies only. Leave out -e, or use pip for editable installs.",
+                url,
+            )
+        items.append(Item(
+            name=str(meta["name"]),
+            version=str(meta["version"]),
+            requested=bool(entry.get("requested", False)),
+            direct_url=info if entry.get("is_direct") else None,
+            url=url,
+        ))
+    return items
+
+
+def _build_spec(item: Item) -> str:
+    info = item.direct_url or {}
+    vcs = info.get("vcs_info")
+    if vcs:
+        return f"{vcs['vcs']}+{item.url}@{vcs['commit_id']}"
+    path = _file_path(item.url)
+    if path is not None:
+        return path
+    if item.direct_url is None:
+        return f"{item.name}=={item.version}"
+    return item.url
+
+
+def fetch(
+    items: Sequence[Item], options: PipOptions, target: Target, wheelhouse: str
+) -> None:
+    """Set each item's :attr:`Item.wheel`: a wheel file on disk is used as it is;
+    everything else goes through one ``pip wheel --no-deps`` into *wheelhouse*."""
+    needed = []
+    for item in items:
+        path = _file_path(item.url)
+        if path is not None and path.endswith(".whl") and os.path.isfile(path):
+            item.wheel = path
+        else:
+            needed.append(item)
+    if not needed:
+        return
+    os.makedirs(wheelhouse, exist_ok=True)
+    cmd = [
+        *pip_command(target), "wheel", "--no-deps", "--wheel-dir", wheelhouse,
+        *(["-v"] * options.verbose or ["-q"]),
+        *options.index_args(), *options.build_args(),
+        *(_build_spec(item) for item in needed),
+    ]
+    names = ", ".join(f"{i.name} {i.version}" for i in needed)
+    _run_pip(cmd, f"building or fetching {names}",
+             "Fix the project's build (its output is above), or check the index options.",
+             options.verbose)
+    built: dict[str, str] = {}
+    for name in os.listdir(wheelhouse):
+        if name.endswith(".whl"):
+            dist, _, _, _ = parse_wheel_filename(name)
+            built[canonicalize_name(dist)] = os.path.join(wheelhouse, name)
+    for item in needed:
+        if item.key not in built:
+            raise ResolveError(
+                f"pip built no wheel for {item.name} {item.version} ({item.url}); nothing"
+                " was installed. Build it with 'pip wheel --no-deps' to see why.",
+                item.url,
+            )
+        item.wheel = built[item.key]
