@@ -117,7 +117,7 @@ def _install(
         if opts.report:
             report_mod.write(opts.report, out, tgt, dry_run=opts.dry_run)
         return out
-    progress.phase(f"fetching or building {len(items)} wheels")
+    progress.phase(f"fetching or building {len(items)} wheel{'' if len(items) == 1 else 's'}")
     resolve.fetch(items, opts.pip, tgt, os.path.join(workdir, "wheelhouse"))
     for item in items:
         unpack.check_wheel(item.wheel, item.name, tgt)
@@ -162,7 +162,7 @@ def _install(
             for final in dest.write_record(levels):
                 out.new_files[final] = dest.dist
         if not opts.no_verify:
-            progress.phase(f"checking that {_names(items)} import from the staged tree")
+            progress.phase(f"checking imports of {_names(items)} from the staged tree")
             for lib in libs:
                 verify.check_imports(txn.stage(lib), lib, python=tgt.executable,
                                      timeout=opts.verify_timeout)

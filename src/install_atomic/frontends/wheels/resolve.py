@@ -13,6 +13,7 @@ Nothing here writes into the target environment.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -143,10 +144,65 @@ def _run_pip(cmd: list[str], what: str, advice: str, verbose: int) -> str:
     return proc.stdout
 
 
+def _local_source(spec: str) -> str | None:
+    """The absolute path of *spec* if it names a project directory or an sdist on disk."""
+    if spec.endswith(".whl") or not os.path.exists(spec):
+        return None
+    if os.path.isdir(spec) or spec.endswith((".tar.gz", ".zip", ".tar.bz2", ".tar.xz", ".tgz")):
+        return os.path.abspath(spec)
+    return None
+
+
+def _direct_url_of(path: str) -> dict[str, Any]:
+    url = urllib.parse.urljoin("file:", urllib.request.pathname2url(path))
+    if os.path.isdir(path):
+        return {"url": url, "dir_info": {}}
+    with open(path, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest() if hasattr(
+            hashlib, "file_digest") else hashlib.sha256(f.read()).hexdigest()
+    return {"url": url, "archive_info": {"hash": f"sha256={digest}",
+                                         "hashes": {"sha256": digest}}}
+
+
+def _prebuild(
+    specs: Sequence[str], options: PipOptions, target: Target, workdir: str
+) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """Build project directories and sdists named on the command line into wheels first,
+    once (else pip would prepare their metadata in one isolated build environment and
+    build them in another).  Returns the specs with those replaced by their wheels, and
+    wheel path -> the PEP 610 record of what the user named."""
+    out: list[str] = []
+    direct: dict[str, dict[str, Any]] = {}
+    for n, spec in enumerate(specs):
+        local = _local_source(spec)
+        if local is None:
+            out.append(spec)
+            continue
+        wheelhouse = os.path.join(workdir, f"local-{n}")
+        os.makedirs(wheelhouse)
+        cmd = [
+            *pip_command(target), "wheel", "--no-deps", "--wheel-dir", wheelhouse,
+            *(["-v"] * options.verbose or ["-q"]),
+            *options.index_args(), *options.build_args(), local,
+        ]
+        _run_pip(cmd, f"building {local}",
+                 "Fix the project's build (pip's output says why).",
+                 options.verbose)
+        wheels = [w for w in os.listdir(wheelhouse) if w.endswith(".whl")]
+        if len(wheels) != 1:
+            raise ResolveError(f"building {local} gave {len(wheels)} wheels, not one; nothing"
+                               " was changed.", local)
+        wheel = os.path.join(wheelhouse, wheels[0])
+        direct[wheel] = _direct_url_of(local)
+        out.append(wheel)
+    return out, direct
+
+
 def resolve(
     specs: Sequence[str], options: PipOptions, target: Target, workdir: str
 ) -> list[Item]:
     """What ``pip install SPECS`` would install into *target*, as :class:`Item` s."""
+    specs, prebuilt = _prebuild(specs, options, target, workdir)
     report_path = os.path.join(workdir, "pip-report.json")
     cmd = [
         *pip_command(target), "install", "--dry-run", "--report", report_path,
@@ -183,13 +239,19 @@ def resolve(
                 " complete copies only. Leave out -e, or use pip for editable installs.",
                 url,
             )
-        items.append(Item(
+        item = Item(
             name=str(meta["name"]),
             version=str(meta["version"]),
             requested=bool(entry.get("requested", False)),
             direct_url=info if entry.get("is_direct") else None,
             url=url,
-        ))
+        )
+        built = _file_path(url)
+        if built is not None and built in prebuilt:
+            item.direct_url = prebuilt[built]  # the directory or sdist, not our wheel
+            item.url = str(item.direct_url["url"])
+            item.wheel = built
+        items.append(item)
     return items
 
 
@@ -214,6 +276,8 @@ def fetch(
     needed = []
     for item in items:
         path = _file_path(item.url)
+        if item.wheel:
+            continue  # built from a directory or an sdist before resolving
         if path is not None and path.endswith(".whl") and os.path.isfile(path):
             item.wheel = path
         else:
