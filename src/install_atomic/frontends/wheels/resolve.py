@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import urllib.parse
 import urllib.request
@@ -26,6 +25,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
+from install_atomic import children
 from install_atomic.errors import InstallAtomicError
 from install_atomic.frontends.wheels.target import Target
 
@@ -121,27 +121,23 @@ def _location_args(target: Target) -> list[str]:
 
 
 def _run_pip(cmd: list[str], what: str, advice: str, verbose: int) -> str:
+    """Run pip as a child that dies with the installer (:mod:`install_atomic.children`)."""
     try:
-        proc = subprocess.run(
-            cmd,
-            stdout=subprocess.PIPE,
-            stderr=None if verbose else subprocess.PIPE,
-            text=True,
-            check=False,
-        )
+        status, stdout, stderr = children.run_in_own_group(cmd)
     except OSError as exc:
         raise ResolveError(f"cannot run pip ({cmd[0]}): {exc.strerror}. {advice}",
                            cmd[0]) from exc
-    if verbose and proc.stdout:
-        sys.stdout.write(proc.stdout)
-    if proc.returncode != 0:
-        output = "\n".join(x.strip() for x in (proc.stdout, proc.stderr or "") if x.strip())
+    if verbose:
+        sys.stdout.write(stdout)
+        sys.stderr.write(stderr)
+    if status != 0:
+        output = "\n".join(x.strip() for x in (stdout, stderr) if x.strip())
         raise ResolveError(
-            f"{what} failed (pip exit status {proc.returncode}); nothing was installed and"
+            f"{what} failed (pip exit status {status}); nothing was installed and"
             f" the environment is unchanged.\n{output}\n{advice}",
             None,
         )
-    return proc.stdout
+    return stdout
 
 
 def _local_source(spec: str) -> str | None:

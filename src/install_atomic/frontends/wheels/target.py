@@ -26,6 +26,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from install_atomic import children
 from install_atomic.errors import InstallAtomicError
 
 SCHEME_KEYS = ("purelib", "platlib", "scripts", "data", "headers")
@@ -169,23 +170,22 @@ def probe(
             "prefix": os.path.abspath(prefix) if prefix else None}
     script = _PROBE.replace("{dist}", _DIST)
     try:
-        proc = subprocess.run(
-            [executable, "-I", "-c", script, json.dumps(opts)],
-            capture_output=True, text=True, check=False, timeout=300,
-        )
-    except OSError as exc:
+        status, stdout, stderr = children.run_in_own_group(
+            [executable, "-I", "-c", script, json.dumps(opts)], timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "no answer within 300 s"
         raise InstallAtomicError(
-            f"cannot run the target interpreter {executable}: {exc.strerror}. Give --python"
+            f"cannot run the target interpreter {executable}: {reason}. Give --python"
             " the path of a Python interpreter or of a virtual environment.",
             executable,
         ) from exc
-    if proc.returncode != 0:
+    if status != 0:
         raise InstallAtomicError(
             f"the target interpreter {executable} could not report its install scheme:\n"
-            f"{proc.stderr.strip()}\nGive --python a working Python 3 interpreter.",
+            f"{stderr.strip()}\nGive --python a working Python 3 interpreter.",
             executable,
         )
-    data = json.loads(proc.stdout)
+    data = json.loads(stdout)
     paths = {k: os.path.normpath(v) for k, v in data["paths"].items()}
     if target_dir:
         t = os.path.abspath(target_dir)

@@ -1,0 +1,103 @@
+"""Child processes that never outlive the installer.
+
+Every process install-atomic starts (pip resolving or building, the import
+check, ``--verify-command``) runs through :func:`run_in_own_group`: in a
+session and process group of its own, with ``SIGKILL`` from the kernel the
+moment the installer dies (``prctl(PR_SET_PDEATHSIG)`` on Linux, set between
+``fork`` and ``exec`` and followed by a check that the installer is still the
+parent), and with its whole process group killed on a timeout, on any
+exception while waiting (Ctrl-C), and once it has exited.
+
+The limits: the kernel's signal reaches only the direct child; when the
+installer itself is killed by ``SIGKILL``, the grandchildren (a build
+backend pip started, say) survive it unless they exit when their parent
+does.  Processes that leave the process group (``setsid``, daemons) are
+never tracked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+
+#: prctl(2) option: the signal this process gets when its parent (thread) dies.
+PR_SET_PDEATHSIG = 1
+
+
+def run_in_own_group(
+    cmd: str | Sequence[str],
+    *,
+    cwd: str | None = None,
+    env: dict[str, str] | None = None,
+    shell: bool = False,
+    timeout: float | None = None,
+) -> tuple[int, str, str]:
+    """Run *cmd* in a new session; kill its whole process group on a timeout, on any
+    exception while waiting, and after it exits.  Returns (exit status, stdout, stderr);
+    raises :class:`subprocess.TimeoutExpired` on a timeout."""
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env,
+        shell=shell,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+        close_fds=True,
+        start_new_session=True,
+        preexec_fn=die_with_parent(),
+    )
+    try:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except BaseException:
+            # The group is the child's pid (start_new_session); while the child is not
+            # reaped, that number cannot name another group.
+            kill_group(proc.pid)
+            proc.kill()
+            proc.wait()
+            raise
+        # What it left running in its group.  The child is reaped now, but its pid still
+        # names the group while the group has members; once the group is empty the
+        # number could only name another group after the kernel's pids have wrapped
+        # around in between.
+        kill_group(proc.pid)
+    finally:
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+    return proc.returncode, stdout, stderr
+
+
+def kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` giving the child ``SIGKILL`` when this process dies (Linux), or
+    None where that is not available."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                      ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    parent = os.getpid()
+
+    def preexec() -> None:  # in the child, between fork and exec: no allocation-heavy work
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the installer died before prctl
+            os._exit(1)
+
+    return preexec
