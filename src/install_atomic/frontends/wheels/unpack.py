@@ -32,6 +32,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
 from install_atomic.engine.ownership import ROOTS_FILE
+from install_atomic.engine.staging import PREFIX as PRIVATE_PREFIX
 from install_atomic.errors import InstallAtomicError, StagingError, UnsafePathError
 from install_atomic.frontends.wheels.target import Target
 
@@ -107,6 +108,13 @@ class StagedDestination:
             raise UnsafePathError(
                 f"the wheel of {self.dist} names {path!r}, which would land outside"
                 f" {self.final_dir(scheme)}; refusing it. Nothing was changed.",
+                path,
+            )
+        if any(p.startswith(PRIVATE_PREFIX) for p in parts) or parts[0] == ".lock":
+            raise UnsafePathError(
+                f"the wheel of {self.dist} names {path!r}, a name install-atomic reserves for"
+                " its staging directories, journals and lock; refusing it. Nothing was"
+                " changed.",
                 path,
             )
         return os.path.join(self.stage_for(self.final_dir(scheme)), *parts)
