@@ -158,9 +158,29 @@ class Layout:
 
     @classmethod
     def of_venv(cls, venv: Venv, dist: str = "demo-scripts") -> Layout:
+        """A virtual environment's: headers where pip puts them, ``include/site``."""
         layout = cls.of_prefix(venv.root, dist)
         assert layout.lib == venv.site_packages
-        return layout
+        return cls(layout.lib, layout.scripts, layout.data, venv_headers(venv.root, dist))
+
+
+def venv_headers(root: Path, dist: str = "demo-scripts") -> Path:
+    """Where pip (and so install_atomic) puts *dist*'s headers in the venv *root*."""
+    return root / "include" / "site" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / dist
+
+
+def detached_lock(lib: Path) -> Path:
+    """The lock of commits into *lib* outside a virtual environment: a file of ``/tmp``
+    named after the real path of *lib*, outside every tree that could be packaged."""
+    digest = hashlib.sha256(os.fsencode(os.path.realpath(lib))).hexdigest()[:16]
+    return Path("/tmp") / f"install-atomic-{digest}.lock"
+
+
+def lock_files(*trees: Path) -> list[Path]:
+    """Every file named ``.lock`` below *trees*: none may be left in a tree that could be
+    packaged (``--prefix``, ``--home``, ``--root``, ``--install-*``)."""
+    return sorted(p for tree in trees for p in files_under(tree, skip_lock=False)
+                  if p.name == LOCK)
 
 
 def payload(scenario: str, version: str) -> dict[str, set[str]]:
@@ -569,31 +589,43 @@ def check_elsewhere(venv: Venv, layout: Layout, version: str = "1.0") -> None:
 
 
 def test_prefix(make_venv: MakeVenv, tmp_path: Path) -> None:
+    """--prefix: the commit locks a file of /tmp named after the library directory, and
+    no lock file is left in the prefix (which may be a packaging staging area)."""
     venv = make_venv("newest")
     untouched = tree_digest(venv.root)
     prefix = tmp_path / "prefix"
-    setup_py(venv, make_project("scripts", tmp_path, "1.0"), "--prefix", prefix)
-    check_elsewhere(venv, Layout.of_prefix(prefix))
-    install_checking_lock(venv, make_project("scripts", tmp_path, "2.0"), "--prefix", prefix,
-                          lock=Layout.of_prefix(prefix).lib / LOCK, work=tmp_path, env=NO_PYC)
-    check_elsewhere(venv, Layout.of_prefix(prefix), "2.0")
-    assert tree_digest(venv.root) == untouched
+    lock = detached_lock(Layout.of_prefix(prefix).lib)
+    try:
+        setup_py(venv, make_project("scripts", tmp_path, "1.0"), "--prefix", prefix)
+        check_elsewhere(venv, Layout.of_prefix(prefix))
+        install_checking_lock(venv, make_project("scripts", tmp_path, "2.0"), "--prefix",
+                              prefix, lock=lock, work=tmp_path, env=NO_PYC)
+        check_elsewhere(venv, Layout.of_prefix(prefix), "2.0")
+        assert lock_files(prefix) == []
+        assert tree_digest(venv.root) == untouched
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 def test_home(make_venv: MakeVenv, tmp_path: Path) -> None:
     venv = make_venv("newest")
     untouched = tree_digest(venv.root)
     home = tmp_path / "home"
-    install_checking_lock(venv, make_project("scripts", tmp_path, "1.0"), "--home", home,
-                          lock=home / "lib" / "python" / LOCK, work=tmp_path, env=NO_PYC)
-    layout = Layout(
-        lib=home / "lib" / "python",
-        scripts=home / "bin",
-        data=home,
-        headers=home / "include" / "python" / "demo-scripts",
-    )
-    check_elsewhere(venv, layout)
-    assert tree_digest(venv.root) == untouched
+    lock = detached_lock(home / "lib" / "python")
+    try:
+        install_checking_lock(venv, make_project("scripts", tmp_path, "1.0"), "--home", home,
+                              lock=lock, work=tmp_path, env=NO_PYC)
+        layout = Layout(
+            lib=home / "lib" / "python",
+            scripts=home / "bin",
+            data=home,
+            headers=home / "include" / "python" / "demo-scripts",
+        )
+        check_elsewhere(venv, layout)
+        assert lock_files(home) == []
+        assert tree_digest(venv.root) == untouched
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 def test_user(make_venv: MakeVenv, tmp_path: Path) -> None:
@@ -601,17 +633,22 @@ def test_user(make_venv: MakeVenv, tmp_path: Path) -> None:
     untouched = tree_digest(venv.root)
     base = tmp_path / "userbase"
     env = {"HOME": str(tmp_path / "home"), "PYTHONUSERBASE": str(base), **NO_PYC}
-    install_checking_lock(venv, make_project("scripts", tmp_path, "1.0"), "--user",
-                          lock=Layout.of_prefix(base).lib / LOCK, work=tmp_path, env=env)
-    check_elsewhere(venv, Layout.of_prefix(base))
-    assert tree_digest(venv.root) == untouched
+    lock = detached_lock(Layout.of_prefix(base).lib)
+    try:
+        install_checking_lock(venv, make_project("scripts", tmp_path, "1.0"), "--user",
+                              lock=lock, work=tmp_path, env=env)
+        check_elsewhere(venv, Layout.of_prefix(base))
+        assert lock_files(base) == []
+        assert tree_digest(venv.root) == untouched
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 def test_root_and_record(make_venv: MakeVenv, tmp_path: Path) -> None:
     """--root R installs below R + the prefix path (DESTDIR); the venv is untouched;
     --record lists the final paths (R stripped); pycs name the final paths too.  The
-    commit locks a file in the temporary directory named after the library directory,
-    neither the venv's lock nor one inside the tree being packaged."""
+    commit locks a file of /tmp named after the library directory (whatever TMPDIR
+    says), neither the venv's lock nor one inside the tree being packaged."""
     venv = make_venv("newest")
     untouched = tree_digest(venv.root)
     root = tmp_path / "destdir"
@@ -623,12 +660,16 @@ def test_root_and_record(make_venv: MakeVenv, tmp_path: Path) -> None:
     )
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    lock = tmp / f"install-atomic-{hashlib.sha256(str(staged.lib).encode()).hexdigest()[:16]}.lock"
-    install_checking_lock(venv, make_project("scripts", tmp_path, "1.0"), "--root", root,
-                          "--record", record, lock=lock, work=tmp_path,
-                          env={"TMPDIR": str(tmp), **NO_PYC})
+    lock = detached_lock(staged.lib)
+    try:
+        install_checking_lock(venv, make_project("scripts", tmp_path, "1.0"), "--root", root,
+                              "--record", record, lock=lock, work=tmp_path,
+                              env={"TMPDIR": str(tmp), **NO_PYC})
+    finally:
+        lock.unlink(missing_ok=True)
     assert tree_digest(venv.root) == untouched
-    assert [p for p in files_under(root, skip_lock=False) if p.name == LOCK] == []
+    assert lock_files(root) == []
+    assert list(tmp.iterdir()) == []
     present = files_under(root)
     expected = expected_files("scripts", "1.0", staged)
     assert sorted(map(str, present)) == sorted(map(str, expected))
@@ -662,11 +703,45 @@ def test_separate_install_dirs_and_record(make_venv: MakeVenv, tmp_path: Path) -
     expected = expected_files("scripts", "1.0", layout)
     assert sorted(record.read_text(encoding="utf-8").splitlines()) == sorted(map(str, expected))
     assert files_under(dirs) == expected
-    install_checking_lock(venv, make_project("scripts", tmp_path, "2.0"), *args,
-                          lock=layout.lib / LOCK, work=tmp_path, env=NO_PYC)
+    lock = detached_lock(layout.lib)
+    try:
+        install_checking_lock(venv, make_project("scripts", tmp_path, "2.0"), *args,
+                              lock=lock, work=tmp_path, env=NO_PYC)
+    finally:
+        lock.unlink(missing_ok=True)
     check_elsewhere(venv, layout, "2.0")
-    assert files_under(dirs) == expected_files("scripts", "2.0", layout)
+    assert files_under(dirs, skip_lock=False) == expected_files("scripts", "2.0", layout)
     assert tree_digest(venv.root) == untouched
+
+
+def headers_in(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.glob("include/**/*.h"))
+
+
+def test_headers_go_where_pip_puts_them(make_venv: MakeVenv, tmp_path: Path) -> None:
+    """In a virtual environment, without an option choosing their place, headers go where
+    ``pip install`` of the same project puts them (``include/site/pythonX.Y/<dist>``),
+    not where distutils' scheme says (``include/pythonX.Y/<dist>``); an upgrade over a
+    version installed at the old place moves them (the old install directory itself, now
+    empty, is kept, as install directories always are)."""
+    by_pip = make_venv("newest", name="by-pip")
+    by_pip.pip("install", "--no-build-isolation", "--no-deps",
+               make_project("scripts", tmp_path / "for-pip", "1.0"))
+    pip_headers = headers_in(by_pip.root)
+    assert pip_headers == [venv_headers(Path(), "demo-scripts").joinpath("demo.h").as_posix()]
+
+    venv = make_venv("newest")
+    baseline = tree_digest(venv.root)
+    old_place = venv.root / "include" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    # 1.0 where install_atomic (and setup.py install) used to put headers
+    setup_py(venv, make_project("scripts", tmp_path / "old", "1.0"),
+             "--install-headers", old_place / "demo-scripts")
+    assert (old_place / "demo-scripts" / "demo.h").is_file()
+    setup_py(venv, make_project("scripts", tmp_path, "2.0"))
+    assert headers_in(venv.root) == pip_headers
+    check_install("scripts", "2.0", Layout.of_venv(venv), project_files(venv.root, baseline))
+    assert not (old_place / "demo-scripts" / "demo.h").exists()
+    assert leftovers(venv.root) == []
 
 
 def test_force_reinstalls_same_version(make_venv: MakeVenv, tmp_path: Path) -> None:
@@ -744,17 +819,22 @@ def test_pyc_mode(mode: str, make_venv: MakeVenv, tmp_path: Path) -> None:
     assert run_in(venv, code) == str(pyc_of(venv.site_packages / "demopkg" / "__init__.py"))
 
 
+@pytest.mark.parametrize("scenario", ["module", "pkg"])
 def test_pycs_compiled_although_bytecode_writing_is_disabled(
-    make_venv: MakeVenv, tmp_path: Path
+    scenario: str, venv: Venv, tmp_path: Path
 ) -> None:
-    """PYTHONDONTWRITEBYTECODE=1 makes stock install_lib skip compiling; install_atomic
-    compiles the staged tree regardless (and the stock warning is no error)."""
-    venv = make_venv("newest")
-    proc = setup_py(venv, make_project("module", tmp_path, "1.0"),
+    """PYTHONDONTWRITEBYTECODE=1 makes stock build_py and install_lib skip compiling, with
+    a warning; install_atomic compiles the staged tree regardless, so the stock commands'
+    "byte-compiling is disabled" warning, which would be wrong, is not printed (with
+    setuptools 66 and the newest)."""
+    proc = setup_py(venv, make_project(scenario, tmp_path, "1.0"),
                     env={"PYTHONDONTWRITEBYTECODE": "1"})
-    assert "byte-compiling is disabled" in output(proc)
-    source = venv.site_packages / "demomod.py"
-    check_pyc(pyc_of(source), source)
+    assert "byte-compiling is disabled" not in output(proc), output(proc)
+    sources = [p for p in files_under(venv.site_packages) if p.suffix == ".py"
+               and p.relative_to(venv.site_packages).parts[0] in ("demomod.py", "demopkg")]
+    assert sources
+    for source in sources:
+        check_pyc(pyc_of(source), source)
 
 
 @pytest.mark.parametrize("where", ["option", "setup.cfg"])
@@ -795,9 +875,12 @@ def test_lock_timeout(where: str, make_venv: MakeVenv, tmp_path: Path) -> None:
         (["--pyc-mode", "nope"], "'nope'"),
         (["--optimize", "3"], "3"),
         (["--optimize", "abc"], "'abc'"),
+        (["--verify-timeout", "abc"], "'abc'"),
+        (["--verify-timeout", "-5"], "not -5.0"),
+        (["--verify-timeout", "0"], "not 0.0"),
     ],
     ids=["lock-timeout-abc", "lock-timeout-negative", "pyc-mode-nope", "optimize-3",
-         "optimize-abc"],
+         "optimize-abc", "verify-timeout-abc", "verify-timeout-negative", "verify-timeout-0"],
 )
 def test_bad_option_values(
     args: list[str], quoted: str, make_venv: MakeVenv, tmp_path: Path

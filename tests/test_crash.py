@@ -659,7 +659,8 @@ def test_recover_cleans_stray_stages_of_every_destination(world: World) -> None:
             proc.kill()
     stages = [venv.root / p for p in leftovers(venv) if not p.endswith("-owner")]
     assert {s.parent for s in stages} == {
-        venv.site_packages, venv.bin, venv.root, venv.root / "include" / PY / "demo-scripts"
+        venv.site_packages, venv.bin, venv.root,
+        venv.root / "include" / "site" / PY / "demo-scripts",
     }, stages
     report = status(venv)
     assert "renames done" not in report, report

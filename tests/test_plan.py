@@ -19,7 +19,7 @@ from enginekit import (
     stage_version,
     upgrade_scenario,
 )
-from install_atomic.engine.plan import PRIVATE_PREFIX, Plan, Step, check_inside
+from install_atomic.engine.plan import PRIVATE_PREFIX, Plan, Step, check_inside, namespace_style
 from install_atomic.errors import UnsafePathError
 
 Steps = list[tuple[str, str]]
@@ -290,3 +290,75 @@ def test_check_inside_refuses_a_path_through_a_symlink(tmp_path: Path) -> None:
     (root / "escape").symlink_to(tmp_path / "outside")
     with pytest.raises(UnsafePathError):
         check_inside(str(root / "escape" / "x.py"), str(root))
+
+
+# --------------------------------------------------------------------------- namespace __init__
+
+PKGUTIL_A = b'__path__ = __import__("pkgutil").extend_path(__path__, __name__)\n'
+#: backports.weakref's spelling of the same declaration (comments, a different import).
+PKGUTIL_B = (
+    b"# See https://pypi.python.org/pypi/backports\n\n"
+    b"from pkgutil import extend_path\n__path__ = extend_path(__path__, __name__)\n"
+)
+PKG_RESOURCES = b"__import__('pkg_resources').declare_namespace(__name__)\n"
+PKGUTIL_AND_CODE = PKGUTIL_B + b"VERSION = '1'\n"
+
+
+def shared_init_conflicts(tmp_path: Path, theirs: bytes, ours: bytes) -> list[str]:
+    """Install a project shipping ``ns/__init__.py`` = *ours* next to a neighbour that
+    lists ``ns/__init__.py`` = *theirs*: the conflicts of the plan (paths below the site)."""
+    neighbour = DistSpec("neighbour", "1.0", {"ns/__init__.py": theirs, "ns/n.py": b"n"})
+    old = DistSpec("demopkg", "1.0", {"ns/__init__.py": theirs, "ns/d.py": b"1"})
+    new = DistSpec("demopkg", "2.0", {"ns/__init__.py": ours, "ns/d.py": b"2"})
+    scenario = Scenario(tmp_path / "env", new, [old], [neighbour])
+    scenario.build()
+    plan, steps = plan_of(scenario)
+    assert ("swap", "ns") not in site_steps(steps)  # shared: merged into, never swapped
+    return [os.path.relpath(c.path, scenario.site) for c in plan.conflicts]
+
+
+@pytest.mark.parametrize(
+    ("theirs", "ours", "conflicts"),
+    [
+        pytest.param(PKGUTIL_A, PKGUTIL_A, [], id="identical"),
+        pytest.param(PKGUTIL_A, PKGUTIL_B, [], id="pkgutil-spelled-differently"),
+        pytest.param(PKG_RESOURCES, PKGUTIL_A, ["ns/__init__.py"], id="other-style"),
+        pytest.param(PKGUTIL_A, PKGUTIL_AND_CODE, ["ns/__init__.py"], id="declaration-and-code"),
+        pytest.param(PKGUTIL_AND_CODE, PKGUTIL_A, ["ns/__init__.py"], id="theirs-has-code"),
+    ],
+)
+def test_a_shared_namespace_init_that_only_declares_the_namespace_is_no_conflict(
+    theirs: bytes, ours: bytes, conflicts: list[str], tmp_path: Path
+) -> None:
+    """Two distributions' pkgutil-style ``__init__.py`` differing only in spelling (as
+    backports.functools_lru_cache's and backports.weakref's) are the same declaration;
+    another style, or code besides the declaration, is a real conflict."""
+    assert shared_init_conflicts(tmp_path, theirs, ours) == conflicts
+
+
+@pytest.mark.parametrize(
+    ("source", "style"),
+    [
+        (PKGUTIL_A, {"pkgutil"}),
+        (PKGUTIL_B, {"pkgutil"}),
+        (b'"""A namespace."""\nimport pkgutil\n'
+         b"__path__ = pkgutil.extend_path(__path__, __name__)\n", {"pkgutil"}),
+        (PKG_RESOURCES, {"pkg_resources"}),
+        (b"from pkg_resources import declare_namespace\ndeclare_namespace(__name__)\n",
+         {"pkg_resources"}),
+        (b"try:\n    __import__('pkg_resources').declare_namespace(__name__)\n"
+         b"except ImportError:\n    from pkgutil import extend_path\n"
+         b"    __path__ = extend_path(__path__, __name__)\n", {"pkgutil", "pkg_resources"}),
+        (PKGUTIL_AND_CODE, None),
+        (b"", None),
+        (b"# only a comment\n", None),
+        (b"import os\n__path__ = __import__('pkgutil').extend_path(__path__, __name__)\n", None),
+        (b"__path__ = os.system('x').extend_path(__path__, __name__)\n", None),
+        (b"__path__ = extend_path(__path__, 'other')\n", None),
+        (b"this is not python\n", None),
+    ],
+)
+def test_namespace_style(source: bytes, style: set[str] | None, tmp_path: Path) -> None:
+    init = tmp_path / "__init__.py"
+    init.write_bytes(source)
+    assert namespace_style(str(init)) == (frozenset(style) if style is not None else None)

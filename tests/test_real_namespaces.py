@@ -8,6 +8,10 @@
   ``pyproject.toml``/``setup.cfg`` only (installed with
   ``python -c "from setuptools import setup; setup()" install_atomic``) and versioned by
   setuptools-scm; backports.tarfile goes 1.1.1 -> 1.2.0 -> 1.1.1 -> uninstalled.
+* ``backports`` again, with backports.weakref (a ``setup.py``): its
+  ``backports/__init__.py`` declares the namespace as the others do, spelled
+  differently (a comment, ``from pkgutil import extend_path``): installed with
+  ``--strict``, in either order, without a warning.
 
 The sdists (exact versions, so that the test means the same thing tomorrow) and
 setuptools-scm's wheels are downloaded once per session.
@@ -37,6 +41,7 @@ SDISTS = {
     "backports.tarfile==1.1.1": "backports_tarfile-1.1.1",
     "backports.tarfile==1.2.0": "backports_tarfile-1.2.0",
     "backports.functools_lru_cache==2.0.0": "backports.functools_lru_cache-2.0.0",
+    "backports.weakref==1.0.post1": "backports.weakref-1.0.post1",
 }
 #: Build requirement of the backports.* sdists ([build-system] requires), as wheels.
 BUILD_REQUIREMENTS = ("setuptools_scm[toml]>=3.4.1",)
@@ -93,14 +98,14 @@ def unpack(sdist: Path, dest: Path) -> Path:
     return project
 
 
-def install(venv: Venv, project: Path) -> str:
+def install(venv: Venv, project: Path, *args: str) -> str:
     """install_atomic from an unpacked sdist, through setup.py if it has one, else through
     an in-line ``setup()`` (pyproject.toml / setup.cfg projects)."""
     if (project / "setup.py").is_file():
-        proc = venv.run("setup.py", "install_atomic", cwd=project)
+        proc = venv.run("setup.py", "install_atomic", *args, cwd=project)
     else:
         setup = "from setuptools import setup; setup()"
-        proc = venv.run("-c", setup, "install_atomic", cwd=project)
+        proc = venv.run("-c", setup, "install_atomic", *args, cwd=project)
     out = proc.stdout + proc.stderr
     assert "install_atomic: installed" in out, out
     return out
@@ -240,4 +245,49 @@ def test_backports_namespace(
     assert not (site / "backports" / "tarfile").exists()
     code = "from backports.functools_lru_cache import lru_cache; print(lru_cache)"
     venv.run("-c", code)
+    assert leftovers(venv.root) == []
+
+
+@pytest.mark.parametrize("first", ["functools_lru_cache", "weakref"])
+def test_backports_spelled_differently_under_strict(
+    first: str, downloads: dict[str, Path], make_venv: MakeVenv, tmp_path: Path
+) -> None:
+    """backports.functools_lru_cache 2.0.0 and backports.weakref 1.0.post1 both ship a
+    pkgutil ``backports/__init__.py``, with different bytes.  Each declares the namespace
+    and does nothing else, so neither install warns that the other "owns" it, and
+    ``--strict`` installs both, in either order; the second's file is the one in place,
+    both list it, and uninstalling either keeps it for the other."""
+    venv = make_venv("newest")
+    site = venv.site_packages
+    venv.pip("install", "--no-index", "--find-links", downloads["wheels"], *BUILD_REQUIREMENTS)
+    projects = {
+        "functools_lru_cache": unpack(downloads["backports.functools_lru_cache==2.0.0"],
+                                      tmp_path / "src"),
+        "weakref": unpack(downloads["backports.weakref==1.0.post1"], tmp_path / "src"),
+    }
+    inits = {
+        name: next(project.rglob("backports/__init__.py")).read_bytes()
+        for name, project in projects.items()
+    }
+    assert inits["functools_lru_cache"] != inits["weakref"]
+    assert all(b"extend_path" in text for text in inits.values())
+    second = next(name for name in projects if name != first)
+
+    out = install(venv, projects[first], "--strict") + install(venv, projects[second],
+                                                               "--strict")
+    assert conflict_warnings(out) == [], out
+    init = site / "backports" / "__init__.py"
+    assert init.read_bytes() == inits[second]
+    for name in projects:
+        assert str(init) in listed_digest(site, f"backports.{name}")
+    check = (
+        "from backports.functools_lru_cache import lru_cache\n"
+        "from backports.weakref import finalize\n"
+        "import backports; print(backports.__file__)"
+    )
+    assert venv.run("-c", check).stdout.strip() == str(init)
+
+    uninstall(venv, f"backports.{first}")
+    assert init.read_bytes() == inits[second]  # still listed by the other one
+    venv.run("-c", f"import backports.{second}")
     assert leftovers(venv.root) == []

@@ -10,7 +10,6 @@ and read-only ones (``mount -o ro``), which must fail before anything changes.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import pytest
 
 from helpers import MakeVenv, Venv, leftovers, make_project, run, tree_digest
 from install_atomic.engine.ownership import scan
-from test_command import install_checking_lock
+from test_command import detached_lock, install_checking_lock
 
 pytestmark = pytest.mark.slow
 
@@ -173,7 +172,8 @@ def test_prefix(make_venv: MakeVenv, tmp_path: Path) -> None:
         data=prefix,
         headers=prefix / "include" / PYVER / "demo-scripts",
     )
-    round_trip(venv, tmp_path / "src", layout, "--prefix", prefix, lock=layout.lib / ".lock")
+    round_trip(venv, tmp_path / "src", layout, "--prefix", prefix,
+               lock=detached_lock(layout.lib))
     assert tree_digest(venv.root) == venv_before
 
 
@@ -186,7 +186,7 @@ def test_home(make_venv: MakeVenv, tmp_path: Path) -> None:
         data=home,
         headers=home / "include" / "python" / "demo-scripts",
     )
-    round_trip(venv, tmp_path / "src", layout, "--home", home, lock=layout.lib / ".lock")
+    round_trip(venv, tmp_path / "src", layout, "--home", home, lock=detached_lock(layout.lib))
 
 
 def test_user(make_venv: MakeVenv, tmp_path: Path) -> None:
@@ -200,7 +200,8 @@ def test_user(make_venv: MakeVenv, tmp_path: Path) -> None:
         data=base,
         headers=base / "include" / PYVER / "demo-scripts",
     )
-    round_trip(venv, tmp_path / "src", layout, "--user", lock=layout.lib / ".lock", env=env)
+    round_trip(venv, tmp_path / "src", layout, "--user", lock=detached_lock(layout.lib),
+               env=env)
 
 
 def test_root_destdir(make_venv: MakeVenv, tmp_path: Path) -> None:
@@ -219,13 +220,13 @@ def test_root_destdir(make_venv: MakeVenv, tmp_path: Path) -> None:
         lib=inside(venv.site_packages),
         scripts=inside(venv.bin),
         data=inside(venv.root),
-        headers=inside(venv.root / "include" / PYVER / "demo-scripts"),
+        headers=inside(venv.root / "include" / "site" / PYVER / "demo-scripts"),
     )
+    # /tmp whatever TMPDIR says: every installer into the tree must find the same lock.
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    digest = hashlib.sha256(str(layout.lib).encode()).hexdigest()[:16]
     round_trip(venv, tmp_path / "src", layout, "--root", destdir,
-               lock=tmp / f"install-atomic-{digest}.lock", env={"TMPDIR": str(tmp)})
+               lock=detached_lock(layout.lib), env={"TMPDIR": str(tmp)})
     assert tree_digest(venv.root) == venv_before
 
 
@@ -252,7 +253,7 @@ def test_split_destinations_on_other_filesystems(
         f"--install-data={layout.data}",
         f"--install-headers={layout.headers}",
     ]
-    round_trip(venv, tmp_path / "src", layout, *args, lock=layout.lib / ".lock")
+    round_trip(venv, tmp_path / "src", layout, *args, lock=detached_lock(layout.lib))
 
 
 def test_uninstall_stays_below_split_destinations(make_venv: MakeVenv, tmp_path: Path) -> None:

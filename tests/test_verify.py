@@ -11,13 +11,14 @@ import shlex
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from helpers import REPO_ROOT, MakeVenv, Venv, clean_env, make_project, tree_digest
+from helpers import REPO_ROOT, MakeVenv, Venv, clean_env, make_project, run, tree_digest
 from install_atomic.checks import verify
 from install_atomic.errors import VerificationError
 from test_command import (
@@ -432,3 +433,182 @@ def test_a_ctypes_library_is_not_imported(tmp_path: Path) -> None:
                     str(stage / "cryptoish" / "_raw_add.abi3.so"), str(source)], check=True)
     assert verify.importable_names(str(stage)) == ["cryptoish"]
     verify.check_imports(str(stage), str(dest))
+
+
+# --------------------------------------------------------------------------- --verify-timeout
+
+
+@pytest.mark.parametrize("where", ["option", "setup.cfg"])
+def test_verify_timeout_bounds_the_command(
+    where: str, venv_with_pkg_1: Venv, tmp_path: Path
+) -> None:
+    """``--verify-timeout 1`` (or ``verify_timeout = 1`` in setup.cfg) stops a command that
+    would run for ten minutes: refused, the message names the limit and the option."""
+    venv = venv_with_pkg_1
+    before = tree_digest(venv.root)
+    project = make_project("pkg", tmp_path, "2.0")
+    args = ["--verify-command", python_c(venv, "import time; time.sleep(600)")]
+    if where == "option":
+        args += ["--verify-timeout", "1"]
+    else:
+        (project / "setup.cfg").write_text("[install_atomic]\nverify_timeout = 1\n")
+    proc = setup_py(venv, project, *args, check=False)
+    message = assert_refused(venv, before, proc)
+    assert "did not finish within 1s" in message
+    assert "raise --verify-timeout" in message
+    assert venv.import_version("demopkg") == "1.0"
+
+
+def test_verify_timeout_bounds_the_import_check(venv_with_pkg_1: Venv, tmp_path: Path) -> None:
+    """The same option bounds the import check: a release whose import would take ten
+    minutes is refused after one second."""
+    venv = venv_with_pkg_1
+    before = tree_digest(venv.root)
+    project = make_project("pkg", tmp_path, "2.0")
+    init = project / "demopkg" / "__init__.py"
+    init.write_text(init.read_text() + "\nimport time\ntime.sleep(600)\n")
+    proc = setup_py(venv, project, "--verify-timeout", "1", check=False)
+    message = assert_refused(venv, before, proc)
+    assert "the import check of demopkg did not finish within 1s" in message
+    assert venv.import_version("demopkg") == "1.0"
+
+
+# --------------------------------------------------------------------------- which copy
+
+SHADOWED = {"shadowed/__init__.py": "WHERE = 'staged'\n", "ns_part/inner.py": "WHERE = 'staged'\n"}
+
+
+def _shadowing_source(tmp_path: Path) -> Path:
+    """A checkout with its own copies of the staged modules, which would win if it came
+    first on sys.path."""
+    src = tmp_path / "checkout"
+    for rel in SHADOWED:
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_text("WHERE = 'source'\n")
+    return src
+
+
+def test_the_command_imports_the_staged_modules_whatever_comes_first(tmp_path: Path) -> None:
+    """A command that runs Python from a checkout shadowing the staged modules (the
+    checkout is then first on sys.path) still imports the staged ones, for a package and
+    for a module inside a PEP 420 namespace; the run reports where they came from."""
+    stage, dest = _stage(tmp_path, SHADOWED)
+    src = _shadowing_source(tmp_path)
+    out = tmp_path / "where.txt"
+    code = (
+        "import shadowed, ns_part.inner\n"
+        f"open({str(out)!r}, 'w').write(shadowed.WHERE + ' ' + ns_part.inner.WHERE)\n"
+    )
+    logged: list[str] = []
+    origins = verify.run_command(f"cd {shlex.quote(str(src))} && python -c {shlex.quote(code)}",
+                                 str(stage), str(dest), log=logged.append)
+    assert out.read_text() == "staged staged"
+    assert origins == {
+        "shadowed": str(stage / "shadowed" / "__init__.py"),
+        "ns_part.inner": str(stage / "ns_part" / "inner.py"),
+    }
+    assert logged == [f"install_atomic: the verify command imported {name} from {where}"
+                      for name, where in origins.items()]
+
+
+def test_the_hook_hands_over_to_the_environments_sitecustomize(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``sitecustomize`` the environment already has (on PYTHONPATH here) still runs in
+    the command's processes, after the staged modules are pinned."""
+    stage, dest = _stage(tmp_path, SHADOWED)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "sitecustomize.py").write_text("import builtins\nbuiltins.MINE_RAN = True\n")
+    monkeypatch.setenv("PYTHONPATH", str(mine))
+    out = tmp_path / "out.txt"
+    code = (
+        "import builtins, sitecustomize, shadowed\n"
+        f"open({str(out)!r}, 'w').write(repr((builtins.MINE_RAN, sitecustomize.__file__,"
+        " shadowed.WHERE)))\n"
+    )
+    src = _shadowing_source(tmp_path)
+    verify.run_command(f"cd {shlex.quote(str(src))} && python -c {shlex.quote(code)}",
+                       str(stage), str(dest))
+    assert out.read_text() == repr((True, str(mine / "sitecustomize.py"), "staged"))
+
+
+def test_a_command_that_imports_nothing_of_the_project_is_noted(tmp_path: Path) -> None:
+    stage, dest = _stage(tmp_path, SHADOWED)
+    logged: list[str] = []
+    assert verify.run_command("true", str(stage), str(dest), log=logged.append) == {}
+    assert logged == ["install_atomic: note: the verify command imported none of"
+                      " ns_part.inner, shadowed"]
+
+
+def test_the_import_check_reports_where_it_imported_from(tmp_path: Path) -> None:
+    stage, dest = _stage(tmp_path, SHADOWED)
+    logged: list[str] = []
+    origins = verify.check_imports(str(stage), str(dest), log=logged.append)
+    assert origins == {
+        "ns_part.inner": str(stage / "ns_part" / "inner.py"),
+        "shadowed": str(stage / "shadowed" / "__init__.py"),
+    }
+    assert logged == [f"install_atomic: {name} imported from {where}"
+                      for name, where in origins.items()]
+
+
+SIX = "six==1.16.0"
+
+#: In six's checkout, next to its six.py: which six do the tests import?
+WHERE_TEST = """
+import os
+import six
+
+
+def test_where():
+    with open(os.environ["IA_TEST_OUT"], "w") as f:
+        f.write(six.__file__)
+"""
+
+
+@pytest.fixture(scope="session")
+def six_sdist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """six 1.16.0's sdist: a flat layout, ``six.py`` and ``test_six.py`` side by side."""
+    base = tmp_path_factory.mktemp("six")
+    run([sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-binary",
+         ":all:", "--no-deps", "-d", str(base), SIX], timeout=600)
+    found = sorted(base.glob("six-1.16.0.tar.gz"))
+    assert len(found) == 1, f"pip download {SIX} gave {sorted(base.iterdir())}"
+    return found[0]
+
+
+@pytest.mark.parametrize("how", ["pytest", "python-c"])
+def test_verify_command_run_from_six_checkout_tests_the_staged_six(
+    how: str, six_sdist: Path, make_venv: MakeVenv, tmp_path: Path
+) -> None:
+    """The real six sdist, installed with a --verify-command run from its own checkout,
+    where ``six.py`` sits: pytest puts the test file's directory first on sys.path, and
+    ``python -c`` the working directory.  Either way the command imports the staged
+    six.py (what will be installed), and the output says so."""
+    venv = make_venv("newest")
+    if how == "pytest":
+        venv.pip("install", "pytest")
+    with tarfile.open(six_sdist) as tar:
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(tmp_path / "src", filter="data")
+        else:  # Python < 3.11.4 (an sdist downloaded from PyPI just now)
+            tar.extractall(tmp_path / "src")
+    src = tmp_path / "src" / "six-1.16.0"
+    assert (src / "six.py").is_file() and (src / "test_six.py").is_file()
+    (src / "test_where.py").write_text(WHERE_TEST)
+    out = tmp_path / "six-file.txt"
+    if how == "pytest":
+        tests = "-p no:cacheprovider test_where.py test_six.py -k 'not test_move_items'"
+        command = f"cd {shlex.quote(str(src))} && python -m pytest -q {tests}"
+    else:
+        code = "import os, six; open(os.environ['IA_TEST_OUT'], 'w').write(six.__file__)"
+        command = f"cd {shlex.quote(str(src))} && python -c {shlex.quote(code)}"
+    proc = setup_py(venv, src, "--verify-command", command, env={"IA_TEST_OUT": str(out)})
+    imported = Path(out.read_text())
+    assert imported.name == "six.py" and imported.parent.parent == venv.site_packages
+    assert imported.parent.name.startswith(".install-atomic-"), imported
+    assert f"install_atomic: the verify command imported six from {imported}\n" in proc.stdout
+    assert f"install_atomic: six imported from {imported}\n" in proc.stdout  # import check
+    assert run_in(venv, "import six; print(six.__file__)") == str(venv.site_packages / "six.py")
+    assert leftovers(venv.root) == []

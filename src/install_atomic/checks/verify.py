@@ -9,6 +9,21 @@ disabled (``PYTHONDONTWRITEBYTECODE``), so the checks cannot leave pycs with
 staging paths behind, and the working directory is a private empty one, so a
 project's source checkout cannot shadow the staged tree.
 
+A ``--verify-command`` may still put a source checkout first on ``sys.path``
+(``cd src && python -c ...``; pytest inserting a test file's directory).  So
+the project's modules are pinned to the staged tree: every Python process the
+command starts imports a ``sitecustomize`` from a private directory first on
+``PYTHONPATH``, which puts a finder at the head of ``sys.meta_path`` that
+resolves the staged top-level modules (and the modules inside their
+namespace packages) from the staged tree only, records which file each came
+from, and then hands over to the environment's own ``sitecustomize``.  The
+import check and the command both report where the project was imported
+from.  Processes started with ``-S``, ``-I`` or ``-E`` skip the hook, and
+standard-library names are never pinned.
+
+Each check is stopped after *timeout* seconds (default
+:data:`DEFAULT_TIMEOUT`; a negative timeout means no limit).
+
 Neither may outlive the installer.  Each runs in a session (and process group)
 of its own (``start_new_session``); when the check times out, or the installer
 gets an exception while waiting for it (``KeyboardInterrupt``, a signal turned
@@ -36,6 +51,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import re
 import signal
@@ -46,10 +62,19 @@ from importlib.machinery import EXTENSION_SUFFIXES
 
 from install_atomic.errors import VerificationError
 
+#: Seconds each check (the import check, ``--verify-command``) may run.
+DEFAULT_TIMEOUT = 600.0
+
 _MISSING = re.compile(r"install_atomic: missing dependency: (\S+)")
+#: How the import check reports where it imported a module from (one JSON list a line).
+_ORIGIN = "install_atomic-imported-from:"
+#: The command's working directory, and the directory of its ``sitecustomize`` hook.
+WORKDIR = ".install-atomic-verify"
+HOOK_DIR = ".install-atomic-verify-hook"
+_IMPORTED = "imported.jsonl"
 
 _IMPORT_ALL = r"""
-import importlib, site, sys, traceback
+import importlib, json, site, sys, traceback
 stage, dest, names = sys.argv[1], sys.argv[2], sys.argv[3:]
 # The interpreter's order: the standard library first, then the staged tree where the
 # destination will be (a stale statistics.py in site-packages must not shadow the
@@ -62,7 +87,9 @@ tops = {n.split(".")[0] for n in names}
 failed = 0
 for name in names:
     try:
-        importlib.import_module(name)
+        module = importlib.import_module(name)
+        where = getattr(module, "__file__", None) or list(getattr(module, "__path__", [""]))[0]
+        print("install_atomic-imported-from:" + json.dumps([name, where]), flush=True)
     except ModuleNotFoundError as exc:
         failed += 1
         missing = (exc.name or "").split(".")[0]
@@ -106,7 +133,37 @@ def _declares_namespace(init: str) -> bool:
 
 
 def importable_names(stage_lib: str) -> list[str]:
-    """Top-level modules and packages in *stage_lib*; namespace dirs are descended into."""
+    """Top-level modules and packages in *stage_lib*; namespace dirs are descended into.
+
+    Then every extension module at any depth (see :func:`project_modules` for the
+    first part alone)."""
+    names = project_modules(stage_lib)
+    # Extension modules anywhere in a package: a package's __init__ need not import them.
+    for dirpath, dirnames, filenames in os.walk(stage_lib):
+        dirnames[:] = [d for d in dirnames if d.isidentifier() and d not in TEST_PACKAGES]
+        rel = os.path.relpath(dirpath, stage_lib)
+        if rel == ".":
+            continue
+        prefix = rel.replace(os.sep, ".") + "."
+        for entry in sorted(filenames):
+            suffix = next((s for s in EXTENSION_SUFFIXES if entry.endswith(s)), None)
+            if suffix is None:
+                continue
+            stem = entry[: -len(suffix)]
+            if (
+                stem.isidentifier()
+                and prefix + stem not in names
+                and _is_extension_module(os.path.join(dirpath, entry), stem)
+            ):
+                names.append(prefix + stem)
+    return names
+
+
+def project_modules(stage_lib: str) -> list[str]:
+    """The project's own modules in *stage_lib*: top-level modules and packages, and,
+    inside namespace packages (PEP 420 directories, pkgutil or pkg_resources
+    ``__init__.py``), the modules and packages there.  These are what the checks
+    report the origin of and what a ``--verify-command`` imports from the stage."""
     names: list[str] = []
 
     def visit(directory: str, prefix: str) -> None:
@@ -133,24 +190,6 @@ def importable_names(stage_lib: str) -> list[str]:
                     names.append(prefix + stem)
 
     visit(stage_lib, "")
-    # Extension modules anywhere in a package: a package's __init__ need not import them.
-    for dirpath, dirnames, filenames in os.walk(stage_lib):
-        dirnames[:] = [d for d in dirnames if d.isidentifier() and d not in TEST_PACKAGES]
-        rel = os.path.relpath(dirpath, stage_lib)
-        if rel == ".":
-            continue
-        prefix = rel.replace(os.sep, ".") + "."
-        for entry in sorted(filenames):
-            suffix = next((s for s in EXTENSION_SUFFIXES if entry.endswith(s)), None)
-            if suffix is None:
-                continue
-            stem = entry[: -len(suffix)]
-            if (
-                stem.isidentifier()
-                and prefix + stem not in names
-                and _is_extension_module(os.path.join(dirpath, entry), stem)
-            ):
-                names.append(prefix + stem)
     return names
 
 
@@ -167,26 +206,34 @@ def environment(stage_lib: str, destination: str) -> dict[str, str]:
     return env
 
 
+Logger = Callable[[str], None]
+
+
 def check_imports(
     stage_lib: str,
     destination: str,
     names: Sequence[str] | None = None,
     *,
     python: str = sys.executable,
-    timeout: float = 600.0,
-) -> None:
+    timeout: float = DEFAULT_TIMEOUT,
+    log: Logger | None = None,
+) -> dict[str, str]:
     """Import every name (default: :func:`importable_names`) from the staged tree.
 
-    Raises :class:`VerificationError` with the tracebacks on failure.
+    Returns where each of the project's modules (:func:`project_modules`) was
+    imported from, and with *log* also says so, one line each
+    (``install_atomic: six imported from <stage>/six.py``).  Raises
+    :class:`VerificationError` with the tracebacks on failure, or when the check
+    runs longer than *timeout* seconds (negative: no limit).
     """
     names = list(names) if names is not None else importable_names(stage_lib)
     if not names:
-        return
+        return {}
     what = f"the import check of {', '.join(names)}"
     try:
-        _run([python, "-c", _IMPORT_ALL, stage_lib, destination, *names], stage_lib,
-             destination, timeout, what=what, shell=False,
-             advice="Fix the release, or pass --no-verify to install it anyway.")
+        stdout = _run([python, "-c", _IMPORT_ALL, stage_lib, destination, *names], stage_lib,
+                      destination, timeout, what=what, shell=False,
+                      advice="Fix the release, or pass --no-verify to install it anyway.")
     except VerificationError as exc:
         missing = sorted(set(_MISSING.findall(str(exc))))
         if not missing:
@@ -199,44 +246,178 @@ def check_imports(
             " it anyway.",
             stage_lib,
         ) from exc
+    reported = set(project_modules(stage_lib))
+    origins = {
+        name: where for name, where in _origins(stdout.splitlines()) if name in reported
+    }
+    if log is not None:
+        for name, where in origins.items():
+            log(f"install_atomic: {name} imported from {where}")
+    return origins
 
 
-def run_command(command: str, stage_lib: str, destination: str, timeout: float = 3600.0) -> None:
-    """Run the user's ``--verify-command`` (a shell command) against the staged tree."""
+def run_command(
+    command: str,
+    stage_lib: str,
+    destination: str,
+    timeout: float = DEFAULT_TIMEOUT,
+    *,
+    log: Logger | None = None,
+) -> dict[str, str]:
+    """Run the user's ``--verify-command`` (a shell command) against the staged tree.
+
+    The project's modules are imported from the staged tree whatever the command
+    puts first on ``sys.path`` (see the module docstring).  Returns where the
+    command's processes imported each of them from (the first import of each
+    name), and with *log* also says so (``install_atomic: the verify command
+    imported six from <stage>/six.py``), or that it imported none of them.
+    Raises :class:`VerificationError` when the command fails or runs longer than
+    *timeout* seconds (negative: no limit).
+    """
     what = f"--verify-command {command!r}"
     advice = "Fix the release or the command, or leave out --verify-command."
-    _run(command, stage_lib, destination, timeout, what=what, shell=True,  # noqa: S604
-         advice=advice)
+    hook = _write_hook(stage_lib)
+    record = os.path.join(hook, _IMPORTED)
+    try:
+        _run(command, stage_lib, destination, timeout, what=what, shell=True,  # noqa: S604
+             advice=advice, hook=hook)
+    finally:
+        origins = _read_record(record)
+        if log is not None:
+            for name, where in origins.items():
+                log(f"install_atomic: the verify command imported {name} from {where}")
+            if not origins and _pinned(stage_lib):
+                tops = ", ".join(sorted(_pinned(stage_lib)))
+                log(f"install_atomic: note: the verify command imported none of {tops}")
+    return origins
+
+
+def _origins(lines: Sequence[str]) -> list[tuple[str, str]]:
+    found = []
+    for line in lines:
+        if line.startswith(_ORIGIN):
+            with contextlib.suppress(ValueError):
+                name, where = json.loads(line[len(_ORIGIN):])
+                found.append((str(name), str(where)))
+    return found
+
+
+def _pinned(stage_lib: str) -> dict[str, str]:
+    """Module name -> the staged directory holding it, for the ``--verify-command`` hook:
+    the project's modules, except standard-library names (those the interpreter's own
+    win after the install too) and test packages (a project's tests run from its
+    checkout may import their own ``tests`` package)."""
+    stdlib = frozenset(getattr(sys, "stdlib_module_names", ()))
+    pinned = {}
+    for name in project_modules(stage_lib):
+        top, *rest = name.split(".")
+        if top in stdlib or top in TEST_PACKAGES:
+            continue
+        pinned[name] = os.path.join(stage_lib, *name.split(".")[:-1]) if rest else stage_lib
+    return pinned
+
+
+_HOOK = r"""# Written by install-atomic for a --verify-command: the project's modules come from
+# the staged tree, whatever is first on sys.path.  Then the environment's own
+# sitecustomize, if any, runs as usual.
+import importlib.machinery
+import json
+import os
+import sys
+
+_PINNED = {pinned!r}
+_RECORD = {record!r}
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class _StagedFirst(object):
+    @staticmethod
+    def find_spec(fullname, path=None, target=None):
+        where = _PINNED.get(fullname)
+        if where is None:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, [where])
+        if spec is not None:
+            origin = spec.origin or list(spec.submodule_search_locations or [""])[0]
+            try:
+                with open(_RECORD, "a", encoding="utf-8") as f:
+                    f.write(json.dumps([fullname, origin]) + "\n")
+            except OSError:
+                pass
+        return spec
+
+
+sys.meta_path.insert(0, _StagedFirst)
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+_SELF = sys.modules.pop("sitecustomize")
+try:
+    import sitecustomize  # noqa: F401 - the environment's own, if there is one
+except ImportError as exc:
+    sys.modules["sitecustomize"] = _SELF
+    if exc.name != "sitecustomize":
+        raise
+"""
+
+
+def _write_hook(stage_lib: str) -> str:
+    """Write the ``sitecustomize`` of the ``--verify-command`` hook; return its directory."""
+    hook = os.path.join(stage_lib, HOOK_DIR)
+    os.makedirs(hook, exist_ok=True)
+    record = os.path.join(hook, _IMPORTED)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(record)
+    with open(os.path.join(hook, "sitecustomize.py"), "w", encoding="utf-8") as f:
+        f.write(_HOOK.format(pinned=_pinned(stage_lib), record=record))
+    return hook
+
+
+def _read_record(record: str) -> dict[str, str]:
+    try:
+        with open(record, encoding="utf-8") as f:
+            lines = [_ORIGIN + line for line in f.read().splitlines()]
+    except OSError:
+        return {}
+    origins: dict[str, str] = {}
+    for name, where in _origins(lines):
+        origins.setdefault(name, where)
+    return origins
 
 
 def _run(cmd: object, stage_lib: str, destination: str, timeout: float, *, what: str,
-         shell: bool, advice: str) -> None:
+         shell: bool, advice: str, hook: str | None = None) -> str:
+    """Run a check; return its standard output, or raise :class:`VerificationError`."""
     # An empty directory inside the staging directory: nothing there to import, and
     # whatever a check leaves (a .pytest_cache, say) goes with the stage, even if this
     # process is killed.
-    cwd = os.path.join(stage_lib, ".install-atomic-verify")
+    cwd = os.path.join(stage_lib, WORKDIR)
     os.makedirs(cwd, exist_ok=True)
+    env = environment(stage_lib, destination)
+    if hook is not None:
+        env["PYTHONPATH"] = os.pathsep.join([hook, env["PYTHONPATH"]])
     try:
         returncode, stdout, stderr = _run_in_own_group(
-            cmd, cwd=cwd, env=environment(stage_lib, destination), shell=shell,
-            timeout=timeout)
+            cmd, cwd=cwd, env=env, shell=shell, timeout=None if timeout < 0 else timeout)
     except subprocess.TimeoutExpired as exc:
         raise VerificationError(
             f"{what} did not finish within {timeout:g}s; nothing was installed and the"
-            f" installed version is unchanged. {advice}",
+            f" installed version is unchanged. {advice} If it needs longer, raise"
+            " --verify-timeout.",
             stage_lib,
         ) from exc
     if returncode != 0:
-        output = (stdout + stderr).strip()
+        shown = "".join(
+            line for line in stdout.splitlines(keepends=True) if not line.startswith(_ORIGIN))
+        output = (shown + stderr).strip()
         raise VerificationError(
             f"{what} failed (exit status {returncode}); nothing was installed and the"
             f" installed version is unchanged. Output:\n{output}\n{advice}",
             stage_lib,
         )
+    return stdout
 
 
 def _run_in_own_group(cmd: object, *, cwd: str, env: dict[str, str], shell: bool,
-                      timeout: float) -> tuple[int, str, str]:
+                      timeout: float | None) -> tuple[int, str, str]:
     """Run *cmd* in a new session; kill its whole process group on a timeout, on any
     exception while waiting, and after it exits.  Returns (exit status, stdout, stderr);
     raises :class:`subprocess.TimeoutExpired` on a timeout."""

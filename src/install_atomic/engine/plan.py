@@ -4,7 +4,13 @@ For each destination root the staged tree is compared with what is there:
 
 * an entry the destination lacks is **added** (one ``rename``, no replace);
 * an entry the destination has is **swapped**: a file or a directory that the
-  old version of the project owns alone is replaced by one exchange;
+  old version of the project owns alone is replaced by one exchange.  A file
+  that another distribution lists is a conflict (a warning, or an error with
+  ``--strict``) unless both are the same: identical bytes, or two namespace
+  ``__init__.py`` files that declare the namespace the same way and do nothing
+  else (:func:`namespace_style`), as the pkgutil-style ``backports/__init__.py``
+  of backports.functools_lru_cache and backports.weakref, which differ only in
+  comments and spelling;
 * a directory that another distribution also uses (a namespace such as
   ``backports/``) or that nobody claims is **merged into**: the planner
   recurses and swaps the deepest entries instead;
@@ -20,6 +26,7 @@ never names a version whose code is not yet in place.
 
 from __future__ import annotations
 
+import ast
 import filecmp
 import os
 import stat
@@ -203,7 +210,7 @@ class Planner:
                 kind != "dir"
                 and self.own.other_owners(dst)
                 and "__pycache__" not in dst.split(os.sep)
-                and not _identical(src, dst)
+                and not _equivalent(src, dst)
             ):
                 owners = [d.name for d in self.own.other_owners(dst)]
                 conflicts.append(Conflict(dst, owners))
@@ -381,3 +388,131 @@ def _identical(a: str, b: str) -> bool:
     except OSError:
         return False
 
+
+
+def _equivalent(a: str, b: str) -> bool:
+    """May the file *b* of another distribution be replaced by *a* without a conflict?"""
+    if _identical(a, b):
+        return True
+    if os.path.basename(a) != "__init__.py" or os.path.basename(b) != "__init__.py":
+        return False
+    style = namespace_style(a)
+    return style is not None and style == namespace_style(b)
+
+
+#: Largest ``__init__.py`` read to decide whether it only declares a namespace.
+_MAX_NAMESPACE_INIT = 64 * 1024
+
+
+def namespace_style(path: str) -> frozenset[str] | None:
+    """How the ``__init__.py`` at *path* declares a namespace package, if that is all
+    it does: ``{"pkgutil"}`` (``__path__ = extend_path(__path__, __name__)``),
+    ``{"pkg_resources"}`` (``declare_namespace(__name__)``) or both (one with the
+    other as a fallback).  None when it does anything else or cannot be read.
+
+    Comments, docstrings, ``pass``, the imports of ``pkgutil`` / ``pkg_resources`` /
+    their functions, and ``try``/``except`` around the declarations are allowed;
+    any other statement makes the file more than a declaration."""
+    if not os.path.isfile(path) or os.path.islink(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            source = f.read(_MAX_NAMESPACE_INIT + 1)
+        if len(source) > _MAX_NAMESPACE_INIT:
+            return None
+        tree = ast.parse(source, filename=path)
+    except (OSError, SyntaxError, ValueError):
+        return None
+    found: set[str] = set()
+    if not _only_declarations(tree.body, found, top=True) or not found:
+        return None
+    return frozenset(found)
+
+
+_NAMESPACE_MODULES = frozenset({"pkgutil", "pkg_resources"})
+
+
+def _only_declarations(body: list[ast.stmt], found: set[str], *, top: bool = False) -> bool:
+    for index, node in enumerate(body):
+        if top and index == 0 and _is_docstring(node):
+            continue
+        if isinstance(node, ast.Pass):
+            continue
+        if isinstance(node, ast.Import):
+            if any(alias.name not in _NAMESPACE_MODULES for alias in node.names):
+                return False
+            continue
+        if isinstance(node, ast.ImportFrom):
+            if node.module not in _NAMESPACE_MODULES or node.level:
+                return False
+            if any(a.name not in ("extend_path", "declare_namespace") for a in node.names):
+                return False
+            continue
+        if isinstance(node, ast.Try):
+            handlers = [stmt for h in node.handlers for stmt in h.body]
+            if not all(
+                _only_declarations(part, found)
+                for part in (node.body, handlers, node.orelse, node.finalbody)
+            ):
+                return False
+            continue
+        if isinstance(node, ast.Assign) and _is_extend_path(node):
+            found.add("pkgutil")
+            continue
+        if isinstance(node, ast.Expr) and _is_declare_namespace(node.value):
+            found.add("pkg_resources")
+            continue
+        return False
+    return True
+
+
+def _is_docstring(node: ast.stmt) -> bool:
+    return (
+        isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+    )
+
+
+def _called(call: ast.expr, function: str) -> bool:
+    """*call* is ``function(...)``, ``pkgutil.function(...)`` or
+    ``__import__("pkgutil").function(...)`` (or the same with ``pkg_resources``), with
+    the arguments ``__path__, __name__`` (``extend_path``) or ``__name__``
+    (``declare_namespace``)."""
+    if not isinstance(call, ast.Call) or call.keywords:
+        return False
+    func = call.func
+    named = (isinstance(func, ast.Name) and func.id == function) or (
+        isinstance(func, ast.Attribute) and func.attr == function and _is_module(func.value)
+    )
+    wanted = ["__path__", "__name__"] if function == "extend_path" else ["__name__"]
+    args = [a.id for a in call.args if isinstance(a, ast.Name)]
+    return named and len(call.args) == len(wanted) and args == wanted
+
+
+def _is_module(node: ast.expr) -> bool:
+    """``pkgutil``, ``pkg_resources``, or ``__import__`` of one of them."""
+    if isinstance(node, ast.Name):
+        return node.id in _NAMESPACE_MODULES
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "__import__"
+        and not node.keywords
+        and len(node.args) == 1
+        and isinstance(node.args[0], ast.Constant)
+        and node.args[0].value in _NAMESPACE_MODULES
+    )
+
+
+def _is_extend_path(node: ast.Assign) -> bool:
+    return (
+        len(node.targets) == 1
+        and isinstance(node.targets[0], ast.Name)
+        and node.targets[0].id == "__path__"
+        and _called(node.value, "extend_path")
+    )
+
+
+def _is_declare_namespace(value: ast.expr) -> bool:
+    return _called(value, "declare_namespace")

@@ -14,15 +14,18 @@ and ``python -m build``) exactly as without it.
 
 from __future__ import annotations
 
-import hashlib
+import importlib
 import os
+import re
+import runpy
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 # setuptools first: it makes 'distutils' its own vendored copy.
-import setuptools  # noqa: F401
+import setuptools
 
 # isort: split
 import distutils.command.install as _orig
@@ -34,7 +37,7 @@ from setuptools.command.install_egg_info import install_egg_info as _stock_insta
 from setuptools.command.install_lib import install_lib as _stock_install_lib
 
 from install_atomic.checks import bytecode, verify
-from install_atomic.engine import staging
+from install_atomic.engine import locking, staging
 from install_atomic.engine.ownership import ROOTS_FILE
 from install_atomic.engine.plan import check_inside
 from install_atomic.engine.transaction import DEFAULT_LOCK_TIMEOUT, Transaction
@@ -53,6 +56,9 @@ ATOMIC_OPTIONS = [
     ("no-verify", None, "skip the import check of the staged tree"),
     ("verify-command=", None,
      "shell command run against the staged tree before the swap; non-zero exit aborts"),
+    ("verify-timeout=", None,
+     "seconds the import check, and then --verify-command, may each run; -1 for no limit"
+     f" [default: {verify.DEFAULT_TIMEOUT:g}]"),
     ("pyc-mode=", None,
      "bytecode invalidation: checked-hash (default), timestamp or unchecked-hash"),
     ("no-fsync", None, "skip fsync of staged files (faster, not power-loss safe)"),
@@ -87,6 +93,7 @@ class _AtomicInstallMixin:
         self.strict: Any = 0
         self.no_verify: Any = 0
         self.verify_command: str | None = None
+        self.verify_timeout: Any = None
         self.pyc_mode: str | None = None
         self.no_fsync: Any = 0
 
@@ -102,6 +109,18 @@ class _AtomicInstallMixin:
         if self.lock_timeout < 0 and self.lock_timeout != -1:
             raise DistutilsOptionError(
                 f"--lock-timeout must be >= 0 (or -1 to wait forever), not {self.lock_timeout!r}"
+            )
+        if self.verify_timeout is None:
+            self.verify_timeout = verify.DEFAULT_TIMEOUT
+        try:
+            self.verify_timeout = float(self.verify_timeout)
+        except ValueError:
+            raise DistutilsOptionError(
+                f"--verify-timeout must be a number of seconds, not {self.verify_timeout!r}"
+            ) from None
+        if self.verify_timeout <= 0 and self.verify_timeout != -1:
+            raise DistutilsOptionError(
+                f"--verify-timeout must be > 0 (or -1 for no limit), not {self.verify_timeout!r}"
             )
         self.pyc_mode = self.pyc_mode or bytecode.DEFAULT_MODE
         if self.pyc_mode not in bytecode.MODES:
@@ -119,6 +138,29 @@ class _AtomicInstallMixin:
                 raise DistutilsOptionError(f"--optimize must be 0, 1 or 2, not {given!r}")
         if not self.dry_run and getattr(self.distribution, "dry_run", False):
             self.dry_run = 1  # the global 'setup.py --dry-run' of older setuptools
+
+    def _refuse_other_backend(self) -> None:
+        """Refuse, before anything is built, a project whose ``pyproject.toml`` names a
+        build backend other than setuptools: what setuptools would install from it is
+        not that project (tomlkit, a poetry-core project, comes out as "tomlkit 0.0.0")."""
+        script = getattr(self.distribution, "script_name", None) or ""
+        project_dir = os.path.dirname(os.path.abspath(script)) if os.path.isfile(script) \
+            else os.getcwd()
+        found = other_build_backend(project_dir)
+        if found is not None:
+            raise DistutilsOptionError(other_backend_message(*found))
+
+    def _header_choices(self) -> bool:
+        """Did the user choose where headers go (before ``finalize_options``)?"""
+        return any(getattr(self, name, None) for name in _HEADER_CHOICES)
+
+    def _headers_as_pip(self, chosen: bool) -> None:
+        """In a virtual environment, without an option choosing the headers' place, put
+        them where pip does (after ``finalize_options``; ``--root`` applies)."""
+        if chosen or not in_virtual_environment():
+            return
+        headers = pip_headers_dir(self.distribution.get_name())
+        self.install_headers = change_root(self.root, headers) if self.root else headers
 
     # -- the run ---------------------------------------------------------------
     def _atomic_run(self) -> None:
@@ -163,6 +205,8 @@ class _AtomicInstallMixin:
     def _build_and_commit(self) -> None:
         dist = self.distribution
         if not self.skip_build:
+            if not dist.have_run.get("build_py"):
+                _byte_compile_only_if_asked(dist.get_command_obj("build_py"))
             self.run_command("build")  # type: ignore[attr-defined]
         final = {
             key: os.path.normpath(os.path.abspath(str(value)))
@@ -175,15 +219,13 @@ class _AtomicInstallMixin:
         }
         root, levels = self.root, self._levels()
         project = dist.get_name()
-        lock_path = None
-        if root:  # DESTDIR: keep the lock file out of the tree being packaged
-            digest = hashlib.sha256(final["lib"].encode()).hexdigest()[:16]
-            lock_path = os.path.join(tempfile.gettempdir(), f"install-atomic-{digest}.lock")
         txn = Transaction(
             project,
             final["lib"],
             lock_timeout=self.lock_timeout,
-            lock_path=lock_path,
+            # <venv>/.lock in a virtual environment, else a file outside every tree that
+            # could be packaged (--root, --prefix, --home): see engine.locking.
+            lock_path=locking.lock_path_for(final["lib"], detached=True),
             stops=list(final.values()),
             strict=bool(self.strict),
             dry_run=bool(self.dry_run),
@@ -209,7 +251,9 @@ class _AtomicInstallMixin:
             try:
                 names = self.get_sub_commands()  # type: ignore[attr-defined]
                 for name in names:
-                    dist.reinitialize_command(name)
+                    cmd = dist.reinitialize_command(name)
+                    if name == "install_lib":  # compile and optimize are 0 (see above)
+                        _byte_compile_only_if_asked(cmd)
                 self._check_staged(txn, names)
                 for name in names:
                     self.run_command(name)  # type: ignore[attr-defined]
@@ -247,10 +291,12 @@ class _AtomicInstallMixin:
             self._write_installed_files(txn, [_strip_root(d, root) for d in final.values()])
             if not self.no_verify:
                 print(f"install_atomic: checking that {project} imports from the staged tree")
-                verify.check_imports(stage_lib, final["lib"])
+                verify.check_imports(stage_lib, final["lib"], timeout=self.verify_timeout,
+                                     log=print)
             if self.verify_command:
                 print(f"install_atomic: running {self.verify_command!r} against the staged tree")
-                verify.run_command(self.verify_command, stage_lib, final["lib"])
+                verify.run_command(self.verify_command, stage_lib, final["lib"],
+                                   timeout=self.verify_timeout, log=print)
             outputs = [final_path for _, final_path in txn.staged_files()]
             result = txn.commit()
         if self.record and not self.dry_run:
@@ -348,6 +394,138 @@ def _strip_root(path: str, root: str | None) -> str:
     return path
 
 
+def _byte_compile_only_if_asked(cmd: Any) -> None:
+    """Make *cmd* (``build_py``, ``install_lib``) call its ``byte_compile`` only when its
+    own ``compile`` or ``optimize`` option asks for bytecode.  install-atomic compiles
+    the staged tree itself, with the final paths; the stock ``byte_compile`` would
+    compile nothing but warn "byte-compiling is disabled, skipping" under
+    ``PYTHONDONTWRITEBYTECODE`` (every install on some machines)."""
+    stock = cmd.byte_compile
+
+    def byte_compile(files: list[str]) -> None:
+        if cmd.compile or cmd.optimize:
+            stock(files)
+
+    cmd.byte_compile = byte_compile
+
+
+# -- headers -------------------------------------------------------------------
+
+#: Options that choose where headers go; without any, in a virtual environment,
+#: headers go where pip puts them.
+_HEADER_CHOICES = ("install_headers", "prefix", "exec_prefix", "home", "install_base",
+                   "install_platbase", "user")
+
+
+def in_virtual_environment() -> bool:
+    """True when this interpreter runs in a virtual environment (``venv`` or virtualenv)."""
+    return sys.prefix != getattr(sys, "base_prefix", sys.prefix) or hasattr(sys, "real_prefix")
+
+
+def pip_headers_dir(dist_name: str) -> str:
+    """Where pip installs *dist_name*'s headers in this virtual environment:
+    ``<venv>/include/site/pythonX.Y/<dist_name>`` (distutils' scheme says
+    ``<venv>/include/pythonX.Y/<dist_name>``)."""
+    python_xy = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    return os.path.join(os.path.normpath(sys.prefix), "include", "site", python_xy, dist_name)
+
+
+# -- build backends --------------------------------------------------------------
+
+#: What to run for a project that setuptools does not build.
+OTHER_BACKEND_WAY_OUT = "install it with `install-atomic install .` (any PEP 517 backend)"
+
+
+def _load_toml(text: str) -> dict[str, Any] | None:
+    """Parse TOML with the standard library's ``tomllib`` (3.11+) or a ``tomli``
+    (installed, or setuptools' vendored copy); None when none is available or the
+    text is not TOML."""
+    for name in ("tomllib", "tomli", "setuptools.extern.tomli", "setuptools._vendor.tomli"):
+        try:
+            toml = importlib.import_module(name)
+        except ImportError:
+            continue
+        try:
+            data = toml.loads(text)
+        except ValueError:  # tomllib.TOMLDecodeError
+            return None
+        return data if isinstance(data, dict) else None
+    return None
+
+
+_BACKEND_LINE = re.compile(r"""^\s*build-backend\s*=\s*["']([^"']+)["']""", re.MULTILINE)
+_BUILD_SYSTEM = re.compile(r"^\s*\[\s*build-system\s*\]\s*$", re.MULTILINE)
+_TABLE = re.compile(r"^\s*\[", re.MULTILINE)
+
+
+def _build_system(text: str) -> tuple[str | None, list[str]]:
+    """``[build-system]``'s build-backend and backend-path."""
+    data = _load_toml(text)
+    if data is not None:
+        table = data.get("build-system")
+        if not isinstance(table, dict):
+            return None, []
+        backend = table.get("build-backend")
+        paths = table.get("backend-path") or []
+        return (
+            backend if isinstance(backend, str) else None,
+            [p for p in paths if isinstance(p, str)] if isinstance(paths, list) else [],
+        )
+    # No TOML parser (Python < 3.11 without tomli): the build-backend line of the table.
+    header = _BUILD_SYSTEM.search(text)
+    if header is None:
+        return None, []
+    following = _TABLE.search(text, header.end())
+    body = text[header.end(): following.start() if following else len(text)]
+    line = _BACKEND_LINE.search(body)
+    return (line.group(1) if line else None), []
+
+
+def _wraps_setuptools(project_dir: str, backend: str, backend_path: list[str]) -> bool:
+    """An in-tree backend (``backend-path``) whose module uses setuptools' backend."""
+    parts = backend.split(":")[0].strip().split(".")
+    for directory in backend_path:
+        base = os.path.join(project_dir, directory, *parts)
+        for candidate in (base + ".py", os.path.join(base, "__init__.py")):
+            try:
+                with open(candidate, "rb") as f:
+                    if b"setuptools" in f.read(1 << 20):
+                        return True
+            except OSError:
+                continue
+    return False
+
+
+def other_build_backend(project_dir: str) -> tuple[str, str] | None:
+    """(``pyproject.toml`` path, backend) when the project in *project_dir* names a PEP 517
+    build backend that is not setuptools (poetry-core, hatchling, flit_core, ...); None
+    for setuptools projects (no ``pyproject.toml``, no ``build-backend``,
+    ``setuptools.build_meta``, or an in-tree backend wrapping it)."""
+    pyproject = os.path.join(os.path.abspath(project_dir), "pyproject.toml")
+    try:
+        with open(pyproject, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+    backend, backend_path = _build_system(text)
+    if not backend:
+        return None  # PEP 517: no backend means setuptools' legacy one
+    if backend.split(":")[0].strip().split(".")[0] == "setuptools":
+        return None
+    if backend_path and _wraps_setuptools(project_dir, backend, backend_path):
+        return None
+    return pyproject, backend
+
+
+def other_backend_message(pyproject: str, backend: str) -> str:
+    return (
+        f"install_atomic: {pyproject} names the build backend {backend!r} ([build-system]"
+        " build-backend), not setuptools: `setup.py install_atomic` installs only setuptools"
+        " projects (setuptools would build something else from this tree, or nothing)."
+        f" Nothing was built or changed; {OTHER_BACKEND_WAY_OUT}."
+    )
+
+
 class install_atomic(_AtomicInstallMixin, _orig.install):  # noqa: N801 - setuptools naming
     """``python setup.py install_atomic``: everything ``install`` installs, atomically."""
 
@@ -374,8 +552,11 @@ class install_atomic(_AtomicInstallMixin, _orig.install):  # noqa: N801 - setupt
         self._init_atomic_options()
 
     def finalize_options(self) -> None:
+        self._refuse_other_backend()
+        chosen = self._header_choices()
         self._use_private_build()
         _orig.install.finalize_options(self)
+        self._headers_as_pip(chosen)
         self._finalize_atomic_options()
 
     def run(self) -> None:
@@ -400,9 +581,13 @@ class install(_AtomicInstallMixin, _setuptools_install):  # noqa: N801
 
     def finalize_options(self) -> None:
         self._private_build = None
+        chosen = self._header_choices()
         if self.warn_dir:  # not under a bdist_* command: see run()
+            self._refuse_other_backend()
             self._use_private_build()
         _setuptools_install.finalize_options(self)
+        if self.warn_dir:
+            self._headers_as_pip(chosen)
         self._finalize_atomic_options()
 
     def run(self) -> None:
@@ -444,5 +629,39 @@ cmdclass: dict[str, type] = {
     "install_egg_info": install_egg_info,
 }
 
-__all__ = ["cmdclass", "install", "install_atomic", "install_egg_info", "install_lib"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m install_atomic.frontends.setuptools_command install_atomic [OPTIONS]``.
+
+    Runs the project in the current directory as ``python setup.py ARGS`` would (its
+    ``setup.py``, or, without one, ``setuptools.setup()`` reading ``setup.cfg`` and
+    ``pyproject.toml``), after checking that setuptools is its build backend: a
+    ``pyproject.toml`` that setuptools cannot read (hatchling's ``attrs``) is then
+    refused with the way out, not with a traceback from setuptools."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    found = other_build_backend(os.getcwd())
+    if found is not None:
+        print(f"error: {other_backend_message(*found)}", file=sys.stderr)
+        return 1
+    if os.path.isfile("setup.py"):
+        sys.argv = ["setup.py", *args]
+        runpy.run_path("setup.py", run_name="__main__")
+    else:
+        setuptools.setup(script_name="setup.py", script_args=args)
+    return 0
+
+
+__all__ = [
+    "cmdclass",
+    "install",
+    "install_atomic",
+    "install_egg_info",
+    "install_lib",
+    "main",
+    "other_build_backend",
+]
+
+if __name__ == "__main__":
+    sys.exit(main())
 
