@@ -24,42 +24,30 @@ standard-library names are never pinned.
 Each check is stopped after *timeout* seconds (default
 :data:`DEFAULT_TIMEOUT`; a negative timeout means no limit).
 
-Neither may outlive the installer.  Each runs in a session (and process group)
-of its own (``start_new_session``); when the check times out, or the installer
-gets an exception while waiting for it (``KeyboardInterrupt``, a signal turned
-into an exception), the whole process group is killed with ``SIGKILL`` before
-the error is passed on, and once the check has finished whatever it left
-running in its process group is killed too.  On Linux the direct child also
-gets ``SIGKILL`` from the kernel the moment the installer dies, however it
-dies (``prctl(PR_SET_PDEATHSIG)``, set between ``fork`` and ``exec``, followed
-by a check that the installer is still its parent; strictly, the signal comes
-when the installer's thread that started it ends, and that thread waits for
-the check).
-
-The limits.  That signal reaches only the direct child, and ``SIGKILL``
-cannot be caught and passed on: when the installer itself is killed (by
-``SIGKILL``, or by a ``SIGTERM`` it does not handle) the processes that a
-``--verify-command`` shell command started survive it, unless the command
-``exec``-s its last program so that this program is the direct child (its
-own children survive all the same); the same holds for processes started by
-modules the import check imports.  Processes that leave the process group
-(``setsid``, daemons) are never tracked.  Being in a session of its own, a
-check has no controlling terminal.
+Neither may outlive the installer: each runs through
+:func:`install_atomic.children.run_in_own_group` (a session and process group
+of its own, killed whole on a timeout, on an exception such as Ctrl-C, and
+once the check has exited; on Linux the direct child also gets ``SIGKILL``
+from the kernel the moment the installer dies).  The limits are that
+module's: when the installer itself is killed, the processes that a
+``--verify-command`` shell command started survive it unless the command
+``exec``-s its last program (its own children survive all the same); the
+same holds for processes started by modules the import check imports.
+Being in a session of its own, a check has no controlling terminal.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from importlib.machinery import EXTENSION_SUFFIXES
 
+from install_atomic import children
 from install_atomic.errors import VerificationError
 
 #: Seconds each check (the import check, ``--verify-command``) may run.
@@ -193,15 +181,16 @@ def project_modules(stage_lib: str) -> list[str]:
     return names
 
 
-def environment(stage_lib: str, destination: str) -> dict[str, str]:
+def environment(stage_lib: str, destination: str, python: str = sys.executable) -> dict[str, str]:
     env = dict(os.environ)
     path = [stage_lib, destination]
     if env.get("PYTHONPATH"):
         path.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(path)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
-    # 'python' in a --verify-command is the interpreter doing the install.
-    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
+    # 'python' in a --verify-command is the interpreter installed for (by default, the
+    # one doing the install).
+    env["PATH"] = os.pathsep.join([os.path.dirname(python), env.get("PATH", "")])
     env["INSTALL_ATOMIC_STAGE"] = stage_lib
     return env
 
@@ -263,6 +252,7 @@ def run_command(
     timeout: float = DEFAULT_TIMEOUT,
     *,
     log: Logger | None = None,
+    python: str = sys.executable,
 ) -> dict[str, str]:
     """Run the user's ``--verify-command`` (a shell command) against the staged tree.
 
@@ -280,7 +270,7 @@ def run_command(
     record = os.path.join(hook, _IMPORTED)
     try:
         _run(command, stage_lib, destination, timeout, what=what, shell=True,  # noqa: S604
-             advice=advice, hook=hook)
+             advice=advice, hook=hook, python=python)
     finally:
         origins = _read_record(record)
         if log is not None:
@@ -383,19 +373,20 @@ def _read_record(record: str) -> dict[str, str]:
     return origins
 
 
-def _run(cmd: object, stage_lib: str, destination: str, timeout: float, *, what: str,
-         shell: bool, advice: str, hook: str | None = None) -> str:
+def _run(cmd: str | Sequence[str], stage_lib: str, destination: str, timeout: float, *, what: str,
+         shell: bool, advice: str, hook: str | None = None,
+         python: str = sys.executable) -> str:
     """Run a check; return its standard output, or raise :class:`VerificationError`."""
     # An empty directory inside the staging directory: nothing there to import, and
     # whatever a check leaves (a .pytest_cache, say) goes with the stage, even if this
     # process is killed.
     cwd = os.path.join(stage_lib, WORKDIR)
     os.makedirs(cwd, exist_ok=True)
-    env = environment(stage_lib, destination)
+    env = environment(stage_lib, destination, python)
     if hook is not None:
         env["PYTHONPATH"] = os.pathsep.join([hook, env["PYTHONPATH"]])
     try:
-        returncode, stdout, stderr = _run_in_own_group(
+        returncode, stdout, stderr = children.run_in_own_group(
             cmd, cwd=cwd, env=env, shell=shell, timeout=None if timeout < 0 else timeout)
     except subprocess.TimeoutExpired as exc:
         raise VerificationError(
@@ -414,73 +405,3 @@ def _run(cmd: object, stage_lib: str, destination: str, timeout: float, *, what:
             stage_lib,
         )
     return stdout
-
-
-def _run_in_own_group(cmd: object, *, cwd: str, env: dict[str, str], shell: bool,
-                      timeout: float | None) -> tuple[int, str, str]:
-    """Run *cmd* in a new session; kill its whole process group on a timeout, on any
-    exception while waiting, and after it exits.  Returns (exit status, stdout, stderr);
-    raises :class:`subprocess.TimeoutExpired` on a timeout."""
-    proc = subprocess.Popen(
-        cmd,  # type: ignore[call-overload]
-        cwd=cwd,
-        env=env,
-        shell=shell,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        close_fds=True,
-        start_new_session=True,
-        preexec_fn=_die_with_parent(),
-    )
-    try:
-        try:
-            stdout, stderr = proc.communicate(timeout=timeout)
-        except BaseException:
-            # The group is the child's pid (start_new_session); while the child is not
-            # reaped, that number cannot name another group.
-            _kill_group(proc.pid)
-            proc.kill()
-            proc.wait()
-            raise
-        # What the check left running in its group.  The child is reaped now, but its
-        # pid still names the group while the group has members; once the group is
-        # empty the number could only name another group after the kernel's pids have
-        # wrapped around in between.
-        _kill_group(proc.pid)
-    finally:
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
-    return proc.returncode, stdout, stderr
-
-
-def _kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
-
-
-#: prctl(2) option: the signal this process gets when its parent (thread) dies.
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> Callable[[], None] | None:
-    """A ``preexec_fn`` giving the child ``SIGKILL`` when this process dies (Linux), or
-    None where that is not available."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
-                      ctypes.c_ulong]
-    prctl.restype = ctypes.c_int
-    parent = os.getpid()
-
-    def preexec() -> None:  # in the child, between fork and exec: no allocation-heavy work
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # the installer died before prctl
-            os._exit(1)
-
-    return preexec

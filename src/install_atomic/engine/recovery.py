@@ -276,11 +276,14 @@ def recover_locked(destination: str, held: str | None = None) -> list[Recovered]
 
 
 def recover(
-    destination: str, timeout: float = locking.DEFAULT_LOCK_TIMEOUT
+    destination: str, timeout: float = locking.DEFAULT_LOCK_TIMEOUT, *, detached: bool = False
 ) -> list[Recovered]:
-    """Take *destination*'s lock and recover what was interrupted there."""
+    """Take *destination*'s lock and recover what was interrupted there.  *detached*
+    takes the lock the front ends take (:func:`~install_atomic.engine.locking.lock_path_for`),
+    so that a recovery waits for an install into the same directory; either way, a
+    journal whose own lock is held is left alone."""
     destination = os.path.realpath(destination)
-    lock = locking.lock_path_for(destination)
+    lock = locking.lock_path_for(destination, detached=detached)
     with locking.hold(lock, timeout):
         return recover_locked(destination, lock)
 

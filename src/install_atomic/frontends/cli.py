@@ -9,7 +9,11 @@
     roll interrupted transactions back or forward and remove leftovers.
 ``uninstall NAME ... [--target DESTINATION] [--dry-run]``
     remove installed distributions in one transaction, keeping every file
-    another distribution still lists (a shared namespace ``__init__.py``, say).
+    another distribution still lists (a shared namespace ``__init__.py``, say);
+    ``uninstall --manifest FILE`` removes what one ``merge`` installed.
+``merge [options] STAGED PREFIX``
+    move a staged ``DESTDIR`` tree into a live prefix as one transaction; see
+    :mod:`install_atomic.frontends.merge`.
 
 DESTINATION defaults to the running interpreter's site-packages.
 """
@@ -24,7 +28,7 @@ from collections.abc import Sequence
 
 from install_atomic import __version__
 from install_atomic.checks import bytecode
-from install_atomic.engine import recovery, staging
+from install_atomic.engine import locking, recovery, staging
 from install_atomic.engine.ownership import canonical_name, scan
 from install_atomic.engine.scheme import scheme_dirs
 from install_atomic.engine.transaction import DEFAULT_LOCK_TIMEOUT, Transaction
@@ -58,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"install-atomic {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_install(sub)
+    _add_merge(sub)
     rec = sub.add_parser("recover", help="finish or undo interrupted installs")
     rec.add_argument("destinations", nargs="*", metavar="DESTINATION",
                      help=_DEST_HELP.format(default))
@@ -69,8 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     st.add_argument("destinations", nargs="*", metavar="DESTINATION",
                     help=_DEST_HELP.format(default))
     un = sub.add_parser("uninstall", help="remove distributions atomically, in one transaction")
-    un.add_argument("names", nargs="+", metavar="NAME",
+    un.add_argument("names", nargs="*", metavar="NAME",
                     help="a distribution's name, as pip lists it")
+    un.add_argument("--manifest", metavar="FILE",
+                    help="remove what the merge that wrote this manifest installed"
+                    " (install-atomic merge --manifest), instead of distributions by NAME")
     un.add_argument("--target", metavar="DESTINATION",
                     help="the directory holding its metadata (default: site-packages)")
     un.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
@@ -82,7 +90,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "install":
             return _install(args)
+        if args.command == "merge":
+            return _merge(args)
+        if args.command == "uninstall" and args.manifest:
+            if args.names or args.target:
+                parser.error("uninstall: give either NAMEs or --manifest, not both")
+            return _uninstall_manifest(args)
         if args.command == "uninstall":
+            if not args.names:
+                parser.error("uninstall: give the NAME of a distribution, or --manifest FILE")
             target = args.target or sysconfig.get_paths()["purelib"]
             _check_directory(target)
             return _uninstall(args.names, target, args.dry_run, args.lock_timeout)
@@ -147,6 +163,7 @@ def _uninstall(names: list[str], target: str, dry_run: bool, timeout: float) -> 
             return 1
         dists += found
     with Transaction(names, target, lock_timeout=timeout, dry_run=dry_run, log=print,
+                     lock_path=locking.lock_path_for(target, detached=True),
                      stops=scheme_dirs(target, dists)) as txn:
         result = txn.commit()
     if not dry_run:
@@ -158,7 +175,7 @@ def _uninstall(names: list[str], target: str, dry_run: bool, timeout: float) -> 
 def _recover(destinations: list[str], timeout: float) -> int:
     installs = stages = 0
     for dest in destinations:
-        for item in recovery.recover(dest, timeout):
+        for item in recovery.recover(dest, timeout, detached=True):
             if item.outcome == "removed abandoned staging directory":
                 stages += 1
                 print(f"{dest}: removed the abandoned staging directory {item.journal}")
@@ -235,8 +252,8 @@ def _add_install(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                       help="shell command run against the staged tree before the commit;"
                       " a non-zero exit status aborts the install")
     ours.add_argument("--verify-timeout", type=float, default=600.0, metavar="SECONDS",
-                      help="seconds the import check and --verify-command may take (default:"
-                      " 600)")
+                      help="seconds the import check and --verify-command may each take;"
+                      " -1 no limit (default: 600)")
     ours.add_argument("--lock-timeout", type=float, default=DEFAULT_LOCK_TIMEOUT,
                       metavar="SECONDS", help="seconds to wait for the environment's lock;"
                       f" -1 waits forever (default: {DEFAULT_LOCK_TIMEOUT:g})")
@@ -253,6 +270,83 @@ def _add_install(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                       help="print every phase and pip's output")
 
 
+def _add_merge(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "merge",
+        help="move a staged DESTDIR tree into a live prefix atomically (one lock, one journal,"
+        " one rename per entry)",
+        description="Merge STAGED (a tree laid out like PREFIX, as 'make install DESTDIR=...'"
+        " leaves it) into PREFIX as one transaction: entries PREFIX lacks arrive by one"
+        " rename, directories it has are merged into, files it has are replaced by one"
+        " rename; symbolic links to directories in PREFIX (lib64 -> lib) are merged through."
+        " Python distributions in the tree are committed as 'install' commits them. Any"
+        " failure leaves PREFIX as it was; 'recover PREFIX' finishes an interrupted merge.",
+    )
+    p.add_argument("staged", metavar="STAGED", help="the staged tree (DESTDIR)")
+    p.add_argument("prefix", metavar="PREFIX", help="the live prefix to merge into")
+    p.add_argument("--strip", metavar="P",
+                   help="the tree is laid out as STAGED/P/... (make install DESTDIR=STAGED"
+                   " with prefix P): merge STAGED/P")
+    p.add_argument("--manifest", metavar="FILE",
+                   help="write the list of files this merge installed to FILE (JSON); inside"
+                   " PREFIX it is committed with the merge. The other manifests in FILE's"
+                   " directory tell which package owns which file")
+    p.add_argument("--replace", metavar="OLD_MANIFEST",
+                   help="an exact upgrade: the files OLD_MANIFEST lists that the new tree lacks"
+                   " are removed in the same transaction (and OLD_MANIFEST with them)")
+    p.add_argument("--name", help="the package's name in the manifest and messages (default:"
+                   " the manifest's file name, else STAGED's)")
+    p.add_argument("--version", dest="pkg_version", default="", metavar="VERSION",
+                   help="the package's version, recorded in the manifest")
+    p.add_argument("--copy", action="store_true",
+                   help="copy the staged tree, leaving STAGED untouched (default: move its"
+                   " entries, one rename each, when it is on PREFIX's filesystem)")
+    p.add_argument("--mode", default="umask", metavar="MODE",
+                   help="'umask' (default: files 0666/0777 and directories 0777 less the"
+                   " umask, always writable by their owner), 'keep' (staged modes, plus the"
+                   " owner's read/write), or an octal umask such as 022")
+    p.add_argument("--follow-outside-links", action="store_true",
+                   help="merge through symbolic links of PREFIX that lead out of it"
+                   " (refused by default)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse to replace a file another manifest or installed distribution"
+                   " owns (default: replace it with a warning)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print every planned rename; change nothing (STAGED is copied)")
+    p.add_argument("--lock-timeout", type=float, default=DEFAULT_LOCK_TIMEOUT,
+                   metavar="SECONDS", help="seconds to wait for the prefix's lock;"
+                   f" -1 waits forever (default: {DEFAULT_LOCK_TIMEOUT:g})")
+    p.add_argument("--no-fsync", action="store_true",
+                   help="skip fsync of the staged files (faster, not power-loss safe)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only warnings and errors")
+
+
+def _merge(args: argparse.Namespace) -> int:
+    # Imported here: the other commands need none of it.
+    from install_atomic.frontends import merge
+
+    if args.lock_timeout < 0 and args.lock_timeout != -1:
+        print("install_atomic: error: --lock-timeout must be >= 0 or -1 (forever)",
+              file=sys.stderr)
+        return 2
+    opts = merge.MergeOptions(
+        staged=args.staged, prefix=args.prefix, strip=args.strip, manifest=args.manifest,
+        replace=args.replace, name=args.name, version=args.pkg_version, copy=args.copy,
+        dry_run=args.dry_run, strict=args.strict, lock_timeout=args.lock_timeout,
+        mode=args.mode, follow_outside_links=args.follow_outside_links,
+        durable=not args.no_fsync, log=(lambda _m: None) if args.quiet else print,
+    )
+    merge.merge(opts)
+    return 0
+
+
+def _uninstall_manifest(args: argparse.Namespace) -> int:
+    from install_atomic.frontends import merge
+
+    merge.uninstall(args.manifest, dry_run=args.dry_run, lock_timeout=args.lock_timeout)
+    return 0
+
+
 def _install(args: argparse.Namespace) -> int:
     # Imported here: status, recover and uninstall need neither installer nor packaging.
     from install_atomic.frontends.wheels import install as wheel_install
@@ -266,8 +360,9 @@ def _install(args: argparse.Namespace) -> int:
         print("install_atomic: error: --lock-timeout must be >= 0 or -1 (forever)",
               file=sys.stderr)
         return 2
-    if args.verify_timeout <= 0:
-        print("install_atomic: error: --verify-timeout must be > 0", file=sys.stderr)
+    if args.verify_timeout <= 0 and args.verify_timeout != -1:
+        print("install_atomic: error: --verify-timeout must be > 0, or -1 (no limit)",
+              file=sys.stderr)
         return 2
     opts = wheel_install.InstallOptions(
         specs=list(args.specs),

@@ -23,7 +23,6 @@ or a kill during 5 is rolled back (or forward by ``recover``) as a whole.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -31,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from install_atomic.checks import bytecode, verify
-from install_atomic.engine import staging
+from install_atomic.engine import locking, staging
 from install_atomic.engine.ownership import canonical_name, scan
 from install_atomic.engine.transaction import DEFAULT_LOCK_TIMEOUT, CommitResult, Transaction
 from install_atomic.frontends.wheels import report as report_mod
@@ -79,15 +78,6 @@ class Outcome:
     old_files: dict[str, str] = field(default_factory=dict)
 
 
-def lock_path(tgt: target.Target) -> str | None:
-    """None for the engine's default (``<venv>/.lock``, ``<destination>/.lock``); with
-    ``--root`` (DESTDIR) a lock outside the tree being packaged."""
-    if not tgt.root:
-        return None
-    digest = hashlib.sha256(tgt.lib.encode()).hexdigest()[:16]
-    return os.path.join(tempfile.gettempdir(), f"install-atomic-{digest}.lock")
-
-
 def install(opts: InstallOptions) -> Outcome:
     """Resolve, stage, check and commit; raise InstallAtomicError on any failure."""
     progress = Progress(quiet=opts.quiet, verbose=opts.verbose)
@@ -111,7 +101,7 @@ def _install(
     items = resolve.resolve(opts.specs, opts.pip, tgt, workdir)
     old_versions, old_files = _installed(tgt, items)
     if not items:
-        progress.say("nothing to install: every requirement is already satisfied"
+        progress.say("install-atomic: nothing to install: every requirement is already satisfied"
                      " (use -U/--upgrade or --force-reinstall to replace)")
         out = Outcome(items, old_versions, None)
         if opts.report:
@@ -126,7 +116,7 @@ def _install(
         [item.name for item in items],
         tgt.lib,
         lock_timeout=opts.lock_timeout,
-        lock_path=lock_path(tgt),
+        lock_path=locking.lock_path_for(tgt.lib, detached=True),
         stops=tgt.stops(),
         strict=opts.strict,
         dry_run=opts.dry_run,
@@ -165,11 +155,13 @@ def _install(
             progress.phase(f"checking imports of {_names(items)} from the staged tree")
             for lib in libs:
                 verify.check_imports(txn.stage(lib), lib, python=tgt.executable,
-                                     timeout=opts.verify_timeout)
+                                     timeout=opts.verify_timeout,
+                                     log=progress.say if opts.verbose else None)
         if opts.verify_command:
             progress.phase(f"running {opts.verify_command!r} against the staged tree")
             verify.run_command(opts.verify_command, txn.stage(tgt.lib), tgt.lib,
-                               timeout=opts.verify_timeout)
+                               timeout=opts.verify_timeout, log=progress.say,
+                               python=tgt.executable)
         progress.phase("committing")
         out.result = txn.commit()
     if opts.report:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sys
 import urllib.parse
 import urllib.request
@@ -160,6 +161,21 @@ def _direct_url_of(path: str) -> dict[str, Any]:
                                          "hashes": {"sha256": digest}}}
 
 
+def _without_stale_build(project: str, copy: str) -> str:
+    """*project*, or a copy of it without its ``build/`` directory when it has one.
+
+    setuptools builds into ``build/`` inside the project and copies into the wheel
+    whatever an earlier build left in ``build/lib``, so a module deleted since would
+    come back and an "exact" downgrade would not be exact.  A copy leaves the user's
+    tree alone (``build/`` stays as it was) and the wheel holds only the sources.
+    """
+    if not os.path.isdir(project) or not os.path.isdir(os.path.join(project, "build")):
+        return project
+    shutil.copytree(project, copy, symlinks=True,
+                    ignore=lambda d, names: ["build"] if d == project else [])
+    return copy
+
+
 def _prebuild(
     specs: Sequence[str], options: PipOptions, target: Target, workdir: str
 ) -> tuple[list[str], dict[str, dict[str, Any]]]:
@@ -176,10 +192,11 @@ def _prebuild(
             continue
         wheelhouse = os.path.join(workdir, f"local-{n}")
         os.makedirs(wheelhouse)
+        source = _without_stale_build(local, os.path.join(workdir, f"source-{n}"))
         cmd = [
             *pip_command(target), "wheel", "--no-deps", "--wheel-dir", wheelhouse,
             *(["-v"] * options.verbose or ["-q"]),
-            *options.index_args(), *options.build_args(), local,
+            *options.index_args(), *options.build_args(), source,
         ]
         _run_pip(cmd, f"building {local}",
                  "Fix the project's build (pip's output says why).",
