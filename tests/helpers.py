@@ -486,3 +486,286 @@ def flock_holders(path: StrPath) -> list[int]:
                     and parts[5] == wanted:
                 pids.append(int(parts[4]))
     return pids
+
+
+# -- install-atomic install helpers --
+# For tests/test_install_*.py (``install-atomic install``): a wheelhouse of real releases,
+# pinned, downloaded once per test session; tiny wheels made on the spot (one that raises
+# on import, say); copies of real wheels with one file rewritten; RECORD checks.
+
+import base64  # noqa: E402
+import csv  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import re  # noqa: E402
+import threading  # noqa: E402
+import zipfile  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+from typing import Callable  # noqa: E402
+
+#: Tiny pyproject-only projects of the install tests (copy them before building).
+INSTALL_PACKAGES_DIR = PACKAGES_DIR / "install"
+
+#: Real releases the install tests use, pinned; one ``pip download`` per group (a group never
+#: names two versions of one project).  The last group holds the build back ends (and what
+#: they require) that isolated builds of the fixture projects install from the wheelhouse.
+WHEEL_GROUPS: tuple[tuple[str, ...], ...] = (
+    ("six==1.16.0", "markupsafe==2.1.5", "pyflakes==3.2.0", "jmespath==1.0.1",
+     "greenlet==3.1.1", "requests==2.32.3", "urllib3==2.2.3", "idna==3.10",
+     "charset-normalizer==3.4.0", "certifi==2024.8.30"),
+    ("six==1.17.0", "markupsafe==3.0.2", "pyflakes==3.1.0", "requests==2.31.0",
+     "urllib3==1.26.20", "idna==3.7", "charset-normalizer==3.3.2", "certifi==2024.7.4"),
+    ("hatchling==1.25.0", "packaging==24.2", "pathspec==0.12.1", "pluggy==1.5.0",
+     "trove-classifiers==2024.10.21.16", "tomli==2.2.1", "flit_core==3.9.0",
+     "setuptools==75.6.0", "wheel==0.45.1"),
+)
+#: Real sdists (built by pip, isolated, with setuptools from the wheelhouse).
+SDIST_PINS: tuple[str, ...] = ("jmespath==1.0.1",)
+#: A real binary wheel for another CPython than the one running the tests (wrong tags).
+FOREIGN_PIN = "markupsafe==2.1.5"
+FOREIGN_PYTHON = "3.9" if sys.version_info[:2] != (3, 9) else "3.10"
+
+
+def canonical_name(name: str) -> str:
+    """PEP 503 normalised project name."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@dataclass(frozen=True)
+class Wheelhouse:
+    """Downloaded releases: wheels in :attr:`path`, sdists in :attr:`sdists`, and in
+    :attr:`foreign` the wheel of :data:`FOREIGN_PIN` for CPython :data:`FOREIGN_PYTHON`."""
+
+    path: Path
+    sdists: Path
+    foreign: Path
+
+    def wheel(self, project: str, version: str) -> Path:
+        """The wheel of *project* *version* (fails if it was not downloaded)."""
+        return self._find(self.path, project, version, ".whl")
+
+    def sdist(self, project: str, version: str) -> Path:
+        return self._find(self.sdists, project, version, ".tar.gz")
+
+    @staticmethod
+    def _find(directory: Path, project: str, version: str, suffix: str) -> Path:
+        def name_version(path: Path) -> tuple[str, str]:
+            stem = path.name[: -len(suffix)]
+            parts = stem.split("-")[:2] if suffix == ".whl" else stem.rsplit("-", 1)
+            return canonical_name(parts[0]), parts[1]
+
+        wanted = (canonical_name(project), version)
+        found = [p for p in directory.glob(f"*{suffix}") if name_version(p) == wanted]
+        if len(found) != 1:
+            raise FileNotFoundError(f"{project} {version}: expected one {suffix} in {directory},"
+                                    f" found {found}")
+        return found[0]
+
+    def pip_args(self) -> list[str]:
+        """Index options for an offline install from this wheelhouse."""
+        return ["--no-index", "--find-links", str(self.path)]
+
+
+_WHEELHOUSE: dict[str, Wheelhouse] = {}
+_WHEELHOUSE_LOCK = threading.Lock()
+
+
+def _download(dest: Path, pins: Sequence[str], options: Sequence[str]) -> None:
+    try:
+        run([sys.executable, "-m", "pip", "download", "--no-deps", *options, "--dest", dest,
+             *pins], timeout=900)
+    except AssertionError as exc:
+        raise AssertionError(
+            f"Could not download {' '.join(pins)} for the install tests. Is the package index"
+            f" reachable (pip's index / proxy configuration)?\n{exc}"
+        ) from None
+
+
+def session_wheelhouse(mktemp: Callable[[str], Path]) -> Wheelhouse:
+    """The wheelhouse of :data:`WHEEL_GROUPS` and :data:`SDIST_PINS`, downloaded on the
+    first call of the test session (``mktemp`` is ``tmp_path_factory.mktemp``) and the same
+    one afterwards."""
+    with _WHEELHOUSE_LOCK:
+        if "wheelhouse" not in _WHEELHOUSE:
+            base = mktemp("wheelhouse")
+            wheels, sdists, foreign = base / "wheels", base / "sdists", base / "foreign"
+            binary = ["--only-binary=:all:"]
+            other = [*binary, "--python-version", FOREIGN_PYTHON, "--implementation", "cp",
+                     "--platform", f"manylinux2014_{platform.machine()}"]
+            with ThreadPoolExecutor(max_workers=len(WHEEL_GROUPS) + 2) as pool:
+                jobs = [pool.submit(_download, wheels, group, binary) for group in WHEEL_GROUPS]
+                jobs.append(pool.submit(_download, sdists, SDIST_PINS, ["--no-binary=:all:"]))
+                jobs.append(pool.submit(_download, foreign, [FOREIGN_PIN], other))
+                for job in jobs:
+                    job.result()
+            _WHEELHOUSE["wheelhouse"] = Wheelhouse(wheels, sdists, foreign)
+        return _WHEELHOUSE["wheelhouse"]
+
+
+def describe_proc(proc: subprocess.CompletedProcess[str]) -> str:
+    return _describe(proc.args, None, f"exit status {proc.returncode}", proc.stdout, proc.stderr)
+
+
+def ia_run(
+    venv: Venv, *args: StrPath, status: int | None = 0, env: Mapping[str, str | None] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``<venv python> -m install_atomic *args``; with *status*, assert the exit status."""
+    proc = venv.run("-m", "install_atomic", *args, check=False, env=env)
+    if status is not None:
+        assert proc.returncode == status, describe_proc(proc)
+    return proc
+
+
+def ia_install(
+    venv: Venv, wheelhouse: Wheelhouse, *args: StrPath, status: int | None = 0,
+    env: Mapping[str, str | None] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``install-atomic install --no-index --find-links WHEELHOUSE *args`` in *venv*."""
+    return ia_run(venv, "install", *wheelhouse.pip_args(), *args, status=status, env=env)
+
+
+def pip_list(venv: Venv, path: StrPath | None = None) -> dict[str, str]:
+    """``pip list`` of *path* (default: the venv's site-packages, not the toolset):
+    canonical name -> version."""
+    proc = venv.pip("list", "--format", "json", "--path", path or venv.site_packages)
+    return {canonical_name(d["name"]): d["version"] for d in json.loads(proc.stdout)}
+
+
+def _b64_digest(data: bytes, algorithm: str = "sha256") -> str:
+    return base64.urlsafe_b64encode(hashlib.new(algorithm, data).digest()).decode().rstrip("=")
+
+
+def record_rows(dist_info: StrPath) -> list[tuple[Path, str, str]]:
+    """The rows of *dist_info*'s RECORD: (absolute normalised path, hash, size)."""
+    base = Path(dist_info).parent
+    text = (Path(dist_info) / "RECORD").read_text(encoding="utf-8")
+    return [
+        (Path(os.path.normpath(base / row[0])), row[1], row[2])
+        for row in csv.reader(text.splitlines()) if row
+    ]
+
+
+def record_problems(dist_info: StrPath) -> list[str]:
+    """What is wrong with *dist_info*'s RECORD: a listed file missing, a hash or size that
+    does not match the file, a row without hash other than RECORD itself and bytecode."""
+    problems = []
+    for path, hash_, size in record_rows(dist_info):
+        if not path.is_file():
+            problems.append(f"listed but missing: {path}")
+            continue
+        if not hash_:
+            if path.name != "RECORD" and path.suffix != ".pyc":
+                problems.append(f"no hash: {path}")
+            continue
+        algorithm, _, value = hash_.partition("=")
+        data = path.read_bytes()
+        if _b64_digest(data, algorithm) != value:
+            problems.append(f"hash mismatch: {path}")
+        if size != str(len(data)):
+            problems.append(f"size {size} != {len(data)}: {path}")
+    return problems
+
+
+def make_wheel(
+    directory: StrPath,
+    name: str,
+    version: str,
+    files: Mapping[str, str | bytes],
+    *,
+    tag: str = "py3-none-any",
+    requires: Sequence[str] = (),
+    entry_points: str | None = None,
+) -> Path:
+    """Write a valid wheel of *name* *version* holding *files* (archive path -> content)
+    with a correct RECORD into *directory*; return its path."""
+    dist = re.sub(r"[-_.]+", "_", name)
+    dist_info = f"{dist}-{version}.dist-info"
+    entries: dict[str, str | bytes] = dict(files)
+    entries[f"{dist_info}/METADATA"] = (
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        + "".join(f"Requires-Dist: {r}\n" for r in requires)
+    )
+    entries[f"{dist_info}/WHEEL"] = (
+        f"Wheel-Version: 1.0\nGenerator: install-atomic-tests\nRoot-Is-Purelib: true\nTag: {tag}\n"
+    )
+    if entry_points is not None:
+        entries[f"{dist_info}/entry_points.txt"] = entry_points
+    path = Path(directory) / f"{dist}-{version}-{tag}.whl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for arcname, content in entries.items():
+            data = content.encode() if isinstance(content, str) else content
+            zf.writestr(arcname, data)
+            rows.append(f"{arcname},sha256={_b64_digest(data)},{len(data)}\n")
+        rows.append(f"{dist_info}/RECORD,,\n")
+        zf.writestr(f"{dist_info}/RECORD", "".join(rows))
+    return path
+
+
+def tamper_wheel(wheel: StrPath, directory: StrPath, member: str) -> Path:
+    """Copy *wheel* into *directory* (same file name) with *member*'s content changed and
+    its RECORD left as it was; return the copy."""
+    source = Path(wheel)
+    copy = Path(directory) / source.name
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    changed = False
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(copy, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == member:
+                data += b"\nTAMPERED = True\n"
+                changed = True
+            zout.writestr(info, data)
+    if not changed:
+        raise KeyError(f"{member} is not in {source}")
+    return copy
+
+
+def copy_install_project(name: str, dest_dir: StrPath) -> Path:
+    """Copy the project ``tests/packages/install/<name>`` to ``dest_dir/<name>``."""
+    target = Path(dest_dir) / name
+    shutil.copytree(INSTALL_PACKAGES_DIR / name, target,
+                    ignore=shutil.ignore_patterns(*_TEMPLATE_IGNORE))
+    return target
+
+
+def venv_files(venv: Venv) -> set[Path]:
+    """Every file of *venv* not made by ``make_venv`` (interpreter links, activation
+    scripts, pyvenv.cfg, the toolset .pth) nor the engine's lock: what installs added."""
+    own = {"pyvenv.cfg", ".lock"}
+    found = set()
+    for dirpath, dirnames, filenames in os.walk(venv.root):
+        dirnames[:] = [d for d in dirnames if d != "lib64"]
+        here = Path(dirpath)
+        for name in filenames:
+            path = here / name
+            if here == venv.root and name in own:
+                continue
+            if here == venv.bin and (name.startswith(("python", "activate"))
+                                     or name == "Activate.ps1"):
+                continue
+            if here == venv.site_packages and name == TOOLS_PTH:
+                continue
+            found.add(path)
+    return found
+
+
+def listed_files(*site_dirs: StrPath) -> set[Path]:
+    """Every path the RECORDs of the distributions in *site_dirs* list."""
+    listed: set[Path] = set()
+    for site_dir in site_dirs:
+        for dist_info in Path(site_dir).glob("*.dist-info"):
+            listed |= {row[0] for row in record_rows(dist_info)}
+    return listed
+
+
+def dist_info(site_dir: StrPath, name: str, version: str) -> Path:
+    """The one ``.dist-info`` directory of *name* *version* in *site_dir*."""
+    found = [
+        p for p in Path(site_dir).glob("*.dist-info")
+        if p.name[: -len(".dist-info")].split("-")[1:] == [version]
+        and canonical_name(p.name.split("-")[0]) == canonical_name(name)
+    ]
+    assert len(found) == 1, (name, version, sorted(p.name for p in Path(site_dir).iterdir()))
+    return found[0]

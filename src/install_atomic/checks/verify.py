@@ -62,8 +62,26 @@ HOOK_DIR = ".install-atomic-verify-hook"
 _IMPORTED = "imported.jsonl"
 
 _IMPORT_ALL = r"""
-import importlib, json, site, sys, traceback
+import importlib, importlib.machinery, json, os, site, sys, traceback
 stage, dest, names = sys.argv[1], sys.argv[2], sys.argv[3:]
+# Top-level names of the destination that the install removes: found in the staged
+# tree or nowhere, as after the install.
+hidden = set(json.loads(os.environ.pop("INSTALL_ATOMIC_REMOVED", "[]")))
+
+
+class _Removed:
+    @staticmethod
+    def find_spec(fullname, path=None, target=None):
+        if path is not None or fullname not in hidden:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, [stage])
+        if spec is None:
+            raise ModuleNotFoundError(
+                f"No module named {fullname!r} (this install removes it)", name=fullname)
+        return spec
+
+
+sys.meta_path.insert(0, _Removed)
 # The interpreter's order: the standard library first, then the staged tree where the
 # destination will be (a stale statistics.py in site-packages must not shadow the
 # standard library's, as it does not after the install).
@@ -81,7 +99,7 @@ for name in names:
     except ModuleNotFoundError as exc:
         failed += 1
         missing = (exc.name or "").split(".")[0]
-        if missing and missing not in tops:
+        if missing and missing not in tops and missing not in hidden:
             print(f"install_atomic: missing dependency: {missing} (imported by {name})",
                   file=sys.stderr)
         else:
@@ -206,8 +224,14 @@ def check_imports(
     python: str = sys.executable,
     timeout: float = DEFAULT_TIMEOUT,
     log: Logger | None = None,
+    removed: Sequence[str] = (),
 ) -> dict[str, str]:
     """Import every name (default: :func:`importable_names`) from the staged tree.
+
+    *removed* lists top-level module names of the destination that the install
+    removes (an old version's module the new one dropped): the check finds them
+    in the staged tree or not at all, so that new code still importing one fails
+    here rather than after the install.
 
     Returns where each of the project's modules (:func:`project_modules`) was
     imported from, and with *log* also says so, one line each
@@ -222,7 +246,8 @@ def check_imports(
     try:
         stdout = _run([python, "-c", _IMPORT_ALL, stage_lib, destination, *names], stage_lib,
                       destination, timeout, what=what, shell=False,
-                      advice="Fix the release, or pass --no-verify to install it anyway.")
+                      advice="Fix the release, or pass --no-verify to install it anyway.",
+                      extra_env={"INSTALL_ATOMIC_REMOVED": json.dumps(sorted(removed))})
     except VerificationError as exc:
         missing = sorted(set(_MISSING.findall(str(exc))))
         if not missing:
@@ -375,7 +400,7 @@ def _read_record(record: str) -> dict[str, str]:
 
 def _run(cmd: str | Sequence[str], stage_lib: str, destination: str, timeout: float, *, what: str,
          shell: bool, advice: str, hook: str | None = None,
-         python: str = sys.executable) -> str:
+         python: str = sys.executable, extra_env: dict[str, str] | None = None) -> str:
     """Run a check; return its standard output, or raise :class:`VerificationError`."""
     # An empty directory inside the staging directory: nothing there to import, and
     # whatever a check leaves (a .pytest_cache, say) goes with the stage, even if this
@@ -383,6 +408,7 @@ def _run(cmd: str | Sequence[str], stage_lib: str, destination: str, timeout: fl
     cwd = os.path.join(stage_lib, WORKDIR)
     os.makedirs(cwd, exist_ok=True)
     env = environment(stage_lib, destination, python)
+    env.update(extra_env or {})
     if hook is not None:
         env["PYTHONPATH"] = os.pathsep.join([hook, env["PYTHONPATH"]])
     try:

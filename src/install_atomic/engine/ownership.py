@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import email.parser
 import glob
+import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -68,6 +69,9 @@ class InstalledDistribution:
     roots: frozenset[str] = field(default_factory=frozenset)
     #: Paths the metadata names outside the install scheme, as written there: ignored.
     outside: tuple[str, ...] = ()
+    #: False when ``metadata_path`` is not one of the distribution's own files (a
+    #: manifest kept outside the install scheme): it is then never replaced nor removed.
+    metadata_listed: bool = True
 
     @property
     def key(self) -> str:
@@ -75,7 +79,8 @@ class InstalledDistribution:
 
     def claimed(self) -> Iterator[str]:
         """Every path this distribution lists or claims whole, metadata included."""
-        yield self.metadata_path
+        if self.metadata_listed:
+            yield self.metadata_path
         if self.files is not None:
             yield from self.files
         yield from self.whole
@@ -210,6 +215,43 @@ def read_distribution(
         namespaces=frozenset(ns_paths),
         roots=frozenset(roots),
         outside=tuple(resolve.outside),
+    )
+
+
+#: The ``"format"`` of a manifest written by ``install-atomic merge``.
+MANIFEST_FORMAT = "install-atomic-manifest-1"
+
+
+def read_manifest(
+    path: str, scheme: Sequence[str], *, name: str | None = None
+) -> InstalledDistribution:
+    """The files a manifest (``install-atomic merge --manifest``) lists, as a distribution.
+
+    A manifest is JSON: ``{"format": MANIFEST_FORMAT, "name", "version", "prefix",
+    "files": [...]}``; each file is relative to ``prefix`` (or absolute).  Files are
+    kept only inside *scheme*, like paths read from any metadata; the manifest
+    itself is one of the files when it lies inside *scheme*.  *name* overrides the
+    name it records (a front end naming "others" apart from "old").  Raises
+    ``OSError`` or ``ValueError`` when it cannot be read or is no manifest.
+    """
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
+        raise ValueError(f"{path} is not an install-atomic manifest")
+    prefix = str(data["prefix"])
+    files = data["files"]
+    if not os.path.isabs(prefix) or not isinstance(files, list):
+        raise ValueError(f"{path} is not an install-atomic manifest (bad prefix or files)")
+    resolve = _Resolver(scheme)
+    listed = {p for p in (resolve(prefix, str(f)) for f in files) if p is not None}
+    real = os.path.realpath(path)
+    return InstalledDistribution(
+        name=name or str(data.get("name") or _split_filename(os.path.basename(path))[0]),
+        version=str(data.get("version") or ""),
+        metadata_path=real,
+        files=frozenset(listed),
+        outside=tuple(resolve.outside),
+        metadata_listed=any(inside(real, os.path.realpath(d)) for d in scheme),
     )
 
 

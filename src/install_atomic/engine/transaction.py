@@ -36,14 +36,14 @@ import secrets
 import shutil
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Callable
 
 from install_atomic.engine import locking, primitives, recovery, staging, steps
 from install_atomic.engine.journal import Journal
-from install_atomic.engine.ownership import Ownership, scan
+from install_atomic.engine.ownership import InstalledDistribution, Ownership, scan
 from install_atomic.engine.plan import BackupNamer, Plan, Planner, Step
 from install_atomic.engine.primitives import fsync_path, fsync_tree
 from install_atomic.errors import (
@@ -86,6 +86,16 @@ class Transaction:
     (``install_lib``); it decides the lock and holds the journal.  Every installed
     version of every named distribution is "old": what the staged trees do not
     replace is removed in the same commit.
+
+    Two optional parameters serve front ends whose primary is not a library
+    directory (``install-atomic merge`` journals in a prefix):
+
+    * *metadata_dir*: the library directory inside the destinations whose
+      distributions are read and whose metadata entries are ordered after the
+      code, and whose top-level entries may be swapped whole (default: *primary*);
+    * *distributions*: called under the lock each time the plan is computed;
+      more installed distributions (read from manifests, say), "old" when their
+      name is one of *project*'s, "others" otherwise.
     """
 
     def __init__(
@@ -101,6 +111,8 @@ class Transaction:
         durable: bool = True,
         log: Logger = _stderr,
         warn: Logger = _stderr,
+        metadata_dir: str | None = None,
+        distributions: Callable[[], Iterable[InstalledDistribution]] | None = None,
     ) -> None:
         #: The distributions this transaction installs (or uninstalls).
         self.projects = [project] if isinstance(project, str) else list(project)
@@ -120,6 +132,8 @@ class Transaction:
         self.durable = durable
         self.log = log
         self.warn = warn
+        self.metadata_dir = os.path.realpath(metadata_dir) if metadata_dir else self.primary
+        self.distributions = distributions
         self.txid = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._stages: dict[str, staging.Stage] = {}
         #: Stages made at commit time on filesystems mounted inside a destination.
@@ -178,13 +192,22 @@ class Transaction:
         elsewhere are never acted on."""
         return sorted({self.primary, *self.stops, *self._stages})
 
-    def plan(self) -> Plan:
-        """Compute the plan against the destination as it is now."""
-        ownership = Ownership(scan(self.primary, self.scheme), self.projects)
-        self._report_outside(ownership)
-        relocate = None if self.dry_run else self._relocate
+    def plan(self, *, preview: bool = False) -> Plan:
+        """Compute the plan against the destination as it is now.  A *preview* (what a
+        front end looks at before the commit: the plan may change until the lock is
+        taken) copies nothing onto filesystems mounted inside a destination and
+        warns about nothing."""
+        dists = scan(self.primary, self.scheme)
+        if self.metadata_dir != self.primary:
+            dists += scan(self.metadata_dir, self.scheme)
+        if self.distributions is not None:
+            dists += list(self.distributions())
+        ownership = Ownership(dists, self.projects)
+        if not preview:
+            self._report_outside(ownership)
+        relocate = None if self.dry_run or preview else self._relocate
         planner = Planner(ownership, BackupNamer(self.txid), relocate)
-        return planner.plan(self.roots, self.primary, extra_stops=[self.primary, *self.stops])
+        return planner.plan(self.roots, self.metadata_dir, extra_stops=[self.primary, *self.stops])
 
     def _relocate(self, staged: str, directory: str) -> str:
         """Copy *staged* into a stage on *directory*'s filesystem; return the copy's path.

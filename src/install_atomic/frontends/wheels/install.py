@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from install_atomic.checks import bytecode, verify
-from install_atomic.engine import locking, staging
+from install_atomic.engine import locking, ownership, staging
 from install_atomic.engine.ownership import canonical_name, scan
 from install_atomic.engine.transaction import DEFAULT_LOCK_TIMEOUT, CommitResult, Transaction
 from install_atomic.frontends.wheels import report as report_mod
@@ -153,10 +153,12 @@ def _install(
                 out.new_files[final] = dest.dist
         if not opts.no_verify:
             progress.phase(f"checking imports of {_names(items)} from the staged tree")
+            removed = _removed_modules(txn, libs)
             for lib in libs:
                 verify.check_imports(txn.stage(lib), lib, python=tgt.executable,
                                      timeout=opts.verify_timeout,
-                                     log=progress.say if opts.verbose else None)
+                                     log=progress.say if opts.verbose else None,
+                                     removed=removed)
         if opts.verify_command:
             progress.phase(f"running {opts.verify_command!r} against the staged tree")
             verify.run_command(opts.verify_command, txn.stage(tgt.lib), tgt.lib,
@@ -173,6 +175,20 @@ def _install(
             f" {out.result.swap_seconds * 1e3:.2f} ms"
         )
     return out
+
+
+def _removed_modules(txn: Transaction, libs: Sequence[str]) -> list[str]:
+    """Top-level modules of the library directories that the plan, as it stands now,
+    removes: the import check must not find them (see :func:`verify.check_imports`)."""
+    names = set()
+    for step in txn.plan(preview=True).steps:
+        if step.action != "remove" or os.path.dirname(step.dest) not in libs:
+            continue
+        entry = os.path.basename(step.dest)
+        stem = entry.split(".", 1)[0]
+        if stem.isidentifier() and not ownership.is_metadata_name(entry):
+            names.add(stem)
+    return sorted(names)
 
 
 def _names(items: Sequence[resolve.Item]) -> str:

@@ -86,6 +86,9 @@ class Item:
     url: str
     #: The wheel file, once fetched or built.
     wheel: str = ""
+    #: The archive's hashes pip resolved (algorithm -> hex digest), checked again on
+    #: the file that gets installed.
+    hashes: dict[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -142,10 +145,17 @@ def _run_pip(cmd: list[str], what: str, advice: str, verbose: int) -> str:
 
 
 def _local_source(spec: str) -> str | None:
-    """The absolute path of *spec* if it names a project directory or an sdist on disk."""
+    """The absolute path of *spec* if it names a project directory or an sdist on disk.
+
+    As with pip, a directory is meant only when the spec looks like a path (it holds a
+    path separator or starts with ``.``): ``six`` is a requirement even where a
+    ``six/`` directory exists."""
     if spec.endswith(".whl") or not os.path.exists(spec):
         return None
-    if os.path.isdir(spec) or spec.endswith((".tar.gz", ".zip", ".tar.bz2", ".tar.xz", ".tgz")):
+    if os.path.isdir(spec):
+        looks_like_path = os.sep in spec or spec.startswith(".")
+        return os.path.abspath(spec) if looks_like_path else None
+    if spec.endswith((".tar.gz", ".zip", ".tar.bz2", ".tar.xz", ".tgz")):
         return os.path.abspath(spec)
     return None
 
@@ -258,14 +268,31 @@ def resolve(
             requested=bool(entry.get("requested", False)),
             direct_url=info if entry.get("is_direct") else None,
             url=url,
+            hashes=_hashes(info),
         )
         built = _file_path(url)
         if built is not None and built in prebuilt:
-            item.direct_url = prebuilt[built]  # the directory or sdist, not our wheel
+            item.direct_url = prebuilt.pop(built)  # the directory or sdist, not our wheel
             item.url = str(item.direct_url["url"])
             item.wheel = built
+            item.hashes = {}
         items.append(item)
+    # pip keeps an installed version equal to a local wheel's, but always reinstalls a
+    # project directory or an sdist named on the command line: so do we.
+    for wheel, direct in prebuilt.items():
+        name, version, _, _ = parse_wheel_filename(os.path.basename(wheel))
+        items.append(Item(name=str(name), version=str(version), requested=True,
+                          direct_url=direct, url=str(direct["url"]), wheel=wheel))
     return items
+
+
+def _hashes(info: dict[str, Any]) -> dict[str, str]:
+    archive = info.get("archive_info") or {}
+    hashes = {str(k): str(v) for k, v in (archive.get("hashes") or {}).items()}
+    algorithm, _, value = str(archive.get("hash", "")).partition("=")
+    if value and algorithm not in hashes:
+        hashes[algorithm] = value
+    return hashes
 
 
 def _build_spec(item: Item) -> str:
@@ -276,8 +303,10 @@ def _build_spec(item: Item) -> str:
     path = _file_path(item.url)
     if path is not None:
         return path
-    if item.direct_url is None:
-        return f"{item.name}=={item.version}"
+    # The very file pip resolved, with its hash for pip to check (not "name==version",
+    # which a second download from another index could answer with another file).
+    if "sha256" in item.hashes and "#" not in item.url:
+        return f"{item.name} @ {item.url}#sha256={item.hashes['sha256']}"
     return item.url
 
 
@@ -295,6 +324,8 @@ def fetch(
             item.wheel = path
         else:
             needed.append(item)
+    for item in items:
+        _check_hash(item)
     if not needed:
         return
     os.makedirs(wheelhouse, exist_ok=True)
@@ -321,3 +352,22 @@ def fetch(
                 item.url,
             )
         item.wheel = built[item.key]
+        if item.url.endswith(".whl"):
+            _check_hash(item)  # a downloaded wheel: the very file pip resolved
+
+
+def _check_hash(item: Item) -> None:
+    """Refuse a wheel file whose sha256 is not the one pip resolved (a wheel replaced
+    between the resolution and the install)."""
+    expected = item.hashes.get("sha256")
+    if not expected or not item.wheel or not item.url.endswith(".whl"):
+        return
+    with open(item.wheel, "rb") as f:
+        actual = hashlib.sha256(f.read()).hexdigest()
+    if actual != expected:
+        raise ResolveError(
+            f"{item.wheel} has sha256 {actual}, not the {expected} pip resolved for"
+            f" {item.name} {item.version} ({item.url}); nothing was installed. The file"
+            " changed or another index answered; check the index options and run again.",
+            item.wheel,
+        )
