@@ -20,6 +20,8 @@ exception it died of:
 Installers, one after the other in one run (each with its own venv):
 
 * ``install_atomic``: ``python setup.py install_atomic`` in the version's project;
+* ``install-atomic install``: ``python -m install_atomic install --force-reinstall
+  --no-deps --no-index <wheel>`` (the wheel front end);
 * ``setup.py install``: ``python setup.py install --force`` (setuptools' flat
   install; checked to leave no ``.egg``);
 * ``pip``: ``pip install --force-reinstall --no-deps --no-index <wheel>``;
@@ -46,7 +48,9 @@ import _common as c
 
 NAME = "readers"
 VERSIONS = ("1.0", "2.0")
-INSTALLERS = ("install_atomic", "setup.py install", "pip", "uv")
+INSTALLERS = ("install_atomic", "install-atomic install", "setup.py install", "pip", "uv")
+#: The installers whose goals this benchmark checks.
+ATOMIC = ("install_atomic", "install-atomic install")
 BROKEN_TYPES = (
     "ImportError",
     "ModuleNotFoundError",
@@ -164,6 +168,9 @@ def installer_command(name: str, venv: c.Venv, project: Path,
     py = str(venv.python)
     if name == "install_atomic":
         return [py, "setup.py", "install_atomic"], project
+    if name == "install-atomic install":
+        return [py, "-m", "install_atomic", "install", "-q", "--force-reinstall", "--no-deps",
+                "--no-index", str(wheel)], venv.root
     if name == "setup.py install":
         return [py, "setup.py", "install", "--force"], project
     if name == "pip":
@@ -387,12 +394,13 @@ def main(argv: list[str] | None = None) -> int:
         c.log(f"plot: {png}")
     goals = {}
     for r in results:
-        if r["installer"] == "install_atomic":
-            goals["install_atomic: 0 broken imports"] = r["broken"] == 0
-            goals["install_atomic: every upgrade succeeded"] = r["failed_upgrades"] == 0
-            goals["install_atomic: no .install-atomic* leftovers"] = not r["leftovers"]
+        name = r["installer"]
+        if name in ATOMIC:
+            goals[f"{name}: 0 broken imports"] = r["broken"] == 0
+            goals[f"{name}: every upgrade succeeded"] = r["failed_upgrades"] == 0
+            goals[f"{name}: no .install-atomic* leftovers"] = not r["leftovers"]
             if not args.quick:
-                goals["install_atomic: >= 100 upgrades"] = r["upgrades"] >= 100
+                goals[f"{name}: >= 100 upgrades"] = r["upgrades"] >= 100
     return c.report(markdown(results), goals)
 
 

@@ -98,11 +98,16 @@ def _install(
 ) -> Outcome:
     asked = [*opts.specs, *(f"-r {r}" for r in opts.pip.requirements)]
     progress.phase(f"resolving {' '.join(asked)} for {tgt.executable}")
-    items = resolve.resolve(opts.specs, opts.pip, tgt, workdir)
+    if resolve.wheel_files_only(opts.specs, opts.pip):
+        versions = _installed_versions(tgt)
+        items = resolve.local_wheels(opts.specs, opts.pip,
+                                     lambda name: versions.get(canonical_name(name), []))
+    else:
+        items = resolve.resolve(opts.specs, opts.pip, tgt, workdir)
     old_versions, old_files = _installed(tgt, items)
     if not items:
         progress.say("install-atomic: nothing to install: every requirement is already satisfied"
-                     " (use -U/--upgrade or --force-reinstall to replace)")
+                     " (--force-reinstall replaces installed versions)")
         out = Outcome(items, old_versions, None)
         if opts.report:
             report_mod.write(opts.report, out, tgt, dry_run=opts.dry_run)
@@ -139,7 +144,8 @@ def _install(
         if levels:
             for lib in libs:
                 stage = txn.stage(lib)
-                progress.phase(f"compiling {bytecode.count_sources(stage)} modules")
+                count = bytecode.count_sources(stage)
+                progress.phase(f"compiling {count} module{'' if count == 1 else 's'}")
                 foreign = None if tgt.is_running_interpreter else tgt.executable
                 ok = bytecode.compile_tree(stage, tgt.strip_root(lib), optimize=levels,
                                            mode=opts.pyc_mode, python=foreign,
@@ -202,6 +208,15 @@ def _change(item: resolve.Item, old: dict[str, list[str]]) -> str:
     if before and before != [item.version]:
         return f"{item.name} {'/'.join(before)} -> {item.version}"
     return f"{item.name} {item.version}"
+
+
+def _installed_versions(tgt: target.Target) -> dict[str, list[str]]:
+    """Every distribution installed in the target's library directory: name -> versions."""
+    versions: dict[str, list[str]] = {}
+    if os.path.isdir(tgt.lib) and not tgt.target_dir:  # pip --target reinstalls always
+        for dist in scan(tgt.lib, tgt.stops()):
+            versions.setdefault(canonical_name(dist.name), []).append(dist.version)
+    return versions
 
 
 def _installed(

@@ -160,13 +160,13 @@ def _local_source(spec: str) -> str | None:
     return None
 
 
-def _direct_url_of(path: str) -> dict[str, Any]:
+def _direct_url_of(path: str, digest: str | None = None) -> dict[str, Any]:
     url = urllib.parse.urljoin("file:", urllib.request.pathname2url(path))
     if os.path.isdir(path):
         return {"url": url, "dir_info": {}}
-    with open(path, "rb") as f:
-        digest = hashlib.file_digest(f, "sha256").hexdigest() if hasattr(
-            hashlib, "file_digest") else hashlib.sha256(f.read()).hexdigest()
+    if digest is None:
+        with open(path, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
     return {"url": url, "archive_info": {"hash": f"sha256={digest}",
                                          "hashes": {"sha256": digest}}}
 
@@ -219,6 +219,38 @@ def _prebuild(
         direct[wheel] = _direct_url_of(local)
         out.append(wheel)
     return out, direct
+
+
+def wheel_files_only(specs: Sequence[str], options: PipOptions) -> bool:
+    """True when there is nothing for pip to resolve: ``--no-deps`` and every SPEC a
+    wheel file on disk (no requirements or constraints files)."""
+    return (
+        options.no_deps and bool(specs) and not options.requirements
+        and not options.constraints
+        and all(s.endswith(".whl") and os.path.isfile(s) for s in specs)
+    )
+
+
+def local_wheels(
+    specs: Sequence[str], options: PipOptions, installed: Callable[[str], Sequence[str]]
+) -> list[Item]:
+    """:func:`resolve` without pip, for :func:`wheel_files_only`: pip's own rule, a
+    wheel whose version is installed already is satisfied unless ``--force-reinstall``
+    (``-U`` changes nothing for a file).  *installed* maps a name to its installed
+    versions."""
+    items = []
+    for spec in specs:
+        path = os.path.abspath(spec)
+        name, version, _, _ = parse_wheel_filename(os.path.basename(path))
+        if str(version) in installed(str(name)) and not options.force_reinstall:
+            continue
+        with open(path, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        direct = _direct_url_of(path, digest)
+        items.append(Item(name=str(name), version=str(version), requested=True,
+                          direct_url=direct, url=str(direct["url"]), wheel=path,
+                          hashes={"sha256": digest}))
+    return items
 
 
 def resolve(
