@@ -518,6 +518,7 @@ WHEEL_GROUPS: tuple[tuple[str, ...], ...] = (
     ("hatchling==1.25.0", "packaging==24.2", "pathspec==0.12.1", "pluggy==1.5.0",
      "trove-classifiers==2024.10.21.16", "tomli==2.2.1", "flit_core==3.9.0",
      "setuptools==75.6.0", "wheel==0.45.1"),
+    ("pycryptodome==3.21.0",),
 )
 #: Real sdists (built by pip, isolated, with setuptools from the wheelhouse).
 SDIST_PINS: tuple[str, ...] = ("jmespath==1.0.1",)

@@ -343,3 +343,18 @@ def test_python_option_targets_another_interpreter(
     proc = ia_install(venv, wheelhouse, "--python", target_root, mine, status=1)
     assert mine.name in proc.stderr, proc.stderr
     assert tree_digest(target_root) == before
+
+
+def test_releases_that_work_under_pip_pass_the_default_import_check(
+    make_venv: MakeVenv, wheelhouse: Wheelhouse
+) -> None:
+    """pycryptodome 3.21 (42 shared libraries loaded with ctypes, no ``PyInit_``) and
+    greenlet 3.1 (whose test package imports psutil, a test-only dependency) install
+    with the default import check, as they do with pip, and work afterwards."""
+    venv = make_venv()
+    proc = ia_install(venv, wheelhouse, "pycryptodome==3.21.0", "greenlet==3.1.1")
+    assert "failed" not in proc.stderr, proc.stderr
+    out = venv.run("-c", "from Crypto.Cipher import AES; import greenlet;"
+                   " c = AES.new(bytes(16), AES.MODE_ECB); print(c.encrypt(bytes(16)).hex(),"
+                   " greenlet.greenlet(lambda: 7).switch())").stdout.split()
+    assert out == ["66e94bd4ef8a2c3b884cfa59ca342b2e", "7"]
