@@ -46,3 +46,19 @@ def test_a_module_the_new_version_still_ships_is_found(
     ia_run(venv, "install", "-q", new)
     out = venv.run("-c", "import legacydemo, legacydemo_compat as c; print(legacydemo.V, c.X)")
     assert out.stdout.split() == ["2", "2"]
+
+
+def test_verify_deep_imports_submodules_the_default_check_does_not(
+    make_venv: MakeVenv, tmp_path: Path
+) -> None:
+    """A submodule that fails on import passes the default check (pip would install it
+    too) and is refused with ``--verify-deep``, leaving the environment unchanged."""
+    venv = make_venv("newest")
+    wheel = make_wheel(tmp_path, "deepdemo", "1.0", {
+        "deepdemo/__init__.py": "", "deepdemo/lazy.py": "raise ImportError('lazy is broken')\n"})
+    before = tree_digest(venv.site_packages)
+    proc = ia_run(venv, "install", "--verify-deep", wheel, status=1)
+    assert "lazy is broken" in proc.stderr and "deepdemo.lazy" in proc.stderr, proc.stderr
+    assert tree_digest(venv.site_packages) == before
+    ia_run(venv, "install", "-q", wheel)
+    assert (venv.site_packages / "deepdemo" / "lazy.py").is_file()

@@ -612,3 +612,30 @@ def test_verify_command_run_from_six_checkout_tests_the_staged_six(
     assert f"install_atomic: six imported from {imported}\n" in proc.stdout  # import check
     assert run_in(venv, "import six; print(six.__file__)") == str(venv.site_packages / "six.py")
     assert leftovers(venv.root) == []
+
+
+# --------------------------------------------------------------------------- --verify-deep
+
+
+def test_the_deep_check_imports_every_submodule_but_tests_and_main(tmp_path: Path) -> None:
+    """The default check imports the top-level package only; ``--verify-deep`` also
+    imports ``deep.sub.broken`` (and fails on it), never ``deep.__main__`` (a program)
+    nor the test package (test-only dependencies)."""
+    stage, dest = _stage(tmp_path, {
+        "deep/__init__.py": "",
+        "deep/__main__.py": "raise SystemExit('__main__ must not be imported')\n",
+        "deep/sub/__init__.py": "",
+        "deep/sub/ok.py": "X = 1\n",
+        "deep/sub/broken.py": "raise RuntimeError('the broken submodule was imported')\n",
+        "deep/tests/__init__.py": "import pytest_only_dependency_xyz\n",
+        "deep/tests/test_it.py": "import pytest_only_dependency_xyz\n",
+    })
+    assert verify.all_modules(str(stage)) == [
+        "deep", "deep.sub", "deep.sub.broken", "deep.sub.ok"]
+    verify.check_imports(str(stage), str(dest))  # the default: passes
+    with pytest.raises(VerificationError) as info:
+        verify.check_imports(str(stage), str(dest), verify.all_modules(str(stage)))
+    assert "the broken submodule was imported" in str(info.value)
+    assert "__main__ must not be imported" not in str(info.value)
+    (stage / "deep" / "sub" / "broken.py").write_text("Y = 2\n")
+    verify.check_imports(str(stage), str(dest), verify.all_modules(str(stage)))

@@ -199,6 +199,49 @@ def project_modules(stage_lib: str) -> list[str]:
     return names
 
 
+#: Module names the deep check never imports: importing them runs a program
+#: (``__main__``) or needs a test runner (``conftest``).
+_NOT_IMPORTED = frozenset({"__main__", "conftest", "setup"})
+
+
+def all_modules(stage_lib: str) -> list[str]:
+    """Every module of the staged tree, for ``--verify-deep``: the names of
+    :func:`importable_names`, then every submodule and subpackage of their packages
+    (``.py`` files and extension modules the import system loads), test packages
+    (:data:`TEST_PACKAGES`) and ``__main__``/``conftest`` modules left out."""
+    names = importable_names(stage_lib)
+    seen = set(names)
+    for top in list(names):
+        directory = os.path.join(stage_lib, *top.split("."))
+        if not os.path.isdir(directory):
+            continue
+        for dirpath, dirnames, filenames in os.walk(directory):
+            dirnames[:] = sorted(d for d in dirnames if d.isidentifier()
+                                 and d not in TEST_PACKAGES and d != "__pycache__")
+            rel = os.path.relpath(dirpath, stage_lib).replace(os.sep, ".")
+            for entry in sorted(filenames):
+                suffix = next((x for x in (".py", *EXTENSION_SUFFIXES) if entry.endswith(x)),
+                              None)
+                if suffix is None:
+                    continue
+                stem = entry[: -len(suffix)]
+                if not stem.isidentifier() or stem in _NOT_IMPORTED or stem == "__init__":
+                    continue
+                if suffix != ".py" and not _is_extension_module(
+                        os.path.join(dirpath, entry), stem):
+                    continue
+                name = f"{rel}.{stem}"
+                if name not in seen:
+                    seen.add(name)
+                    names.append(name)
+            for d in dirnames:
+                name = f"{rel}.{d}"
+                if name not in seen and os.path.exists(os.path.join(dirpath, d, "__init__.py")):
+                    seen.add(name)
+                    names.append(name)
+    return names
+
+
 def environment(stage_lib: str, destination: str, python: str = sys.executable) -> dict[str, str]:
     env = dict(os.environ)
     path = [stage_lib, destination]

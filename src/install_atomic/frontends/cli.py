@@ -248,6 +248,9 @@ def _add_install(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                       help=f"bytecode invalidation mode (default: {bytecode.DEFAULT_MODE})")
     ours.add_argument("--no-verify", action="store_true",
                       help="skip the import check of the staged tree")
+    ours.add_argument("--verify-deep", action="store_true",
+                      help="import every module of the staged tree (test packages and"
+                      " __main__ modules aside), not only the top-level ones")
     ours.add_argument("--verify-command", metavar="COMMAND",
                       help="shell command run against the staged tree before the commit;"
                       " a non-zero exit status aborts the install")
@@ -375,6 +378,7 @@ def _install(args: argparse.Namespace) -> int:
         ),
         python=args.python, target_dir=args.target_dir, prefix=args.prefix, user=args.user,
         root=args.root, dry_run=args.dry_run, no_verify=args.no_verify,
+        verify_deep=args.verify_deep,
         verify_command=args.verify_command, verify_timeout=args.verify_timeout,
         lock_timeout=args.lock_timeout, strict=args.strict, no_fsync=args.no_fsync,
         pyc_mode=args.pyc_mode, compile=not args.no_compile, report=args.report,

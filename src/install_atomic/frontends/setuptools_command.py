@@ -54,6 +54,8 @@ ATOMIC_OPTIONS = [
     ("dry-run", None, "print every planned move, swap and removal; change nothing"),
     ("strict", None, "refuse to replace files that another installed distribution owns"),
     ("no-verify", None, "skip the import check of the staged tree"),
+    ("verify-deep", None,
+     "import every module of the staged tree, not only the top-level ones"),
     ("verify-command=", None,
      "shell command run against the staged tree before the swap; non-zero exit aborts"),
     ("verify-timeout=", None,
@@ -63,7 +65,7 @@ ATOMIC_OPTIONS = [
      "bytecode invalidation: checked-hash (default), timestamp or unchecked-hash"),
     ("no-fsync", None, "skip fsync of staged files (faster, not power-loss safe)"),
 ]
-ATOMIC_BOOLEANS = ["dry-run", "strict", "no-verify", "no-fsync"]
+ATOMIC_BOOLEANS = ["dry-run", "strict", "no-verify", "verify-deep", "no-fsync"]
 SETUPTOOLS_OPTIONS = [
     ("old-and-unmanageable", None, "accepted for compatibility; always a flat install"),
     ("single-version-externally-managed", None,
@@ -92,6 +94,7 @@ class _AtomicInstallMixin:
         self.dry_run: Any = 0
         self.strict: Any = 0
         self.no_verify: Any = 0
+        self.verify_deep: Any = 0
         self.verify_command: str | None = None
         self.verify_timeout: Any = None
         self.pyc_mode: str | None = None
@@ -291,8 +294,9 @@ class _AtomicInstallMixin:
             self._write_installed_files(txn, [_strip_root(d, root) for d in final.values()])
             if not self.no_verify:
                 print(f"install_atomic: checking that {project} imports from the staged tree")
-                verify.check_imports(stage_lib, final["lib"], timeout=self.verify_timeout,
-                                     log=print)
+                names = verify.all_modules(stage_lib) if self.verify_deep else None
+                verify.check_imports(stage_lib, final["lib"], names,
+                                     timeout=self.verify_timeout, log=print)
             if self.verify_command:
                 print(f"install_atomic: running {self.verify_command!r} against the staged tree")
                 verify.run_command(self.verify_command, stage_lib, final["lib"],

@@ -53,6 +53,7 @@ class InstallOptions:
     root: str | None = None
     dry_run: bool = False
     no_verify: bool = False
+    verify_deep: bool = False
     verify_command: str | None = None
     verify_timeout: float = 600.0
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
@@ -161,7 +162,8 @@ def _install(
             progress.phase(f"checking imports of {_names(items)} from the staged tree")
             removed = _removed_modules(txn, libs)
             for lib in libs:
-                verify.check_imports(txn.stage(lib), lib, python=tgt.executable,
+                names = verify.all_modules(txn.stage(lib)) if opts.verify_deep else None
+                verify.check_imports(txn.stage(lib), lib, names, python=tgt.executable,
                                      timeout=opts.verify_timeout,
                                      log=progress.say if opts.verbose else None,
                                      removed=removed)
