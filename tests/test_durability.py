@@ -11,7 +11,9 @@ promises this (``docs/explanation/commit.md``, steps 2 to 5):
 2. the journal is written to a temporary name, fsynced, renamed into place and its
    directory fsynced, all before the first rename of the plan;
 3. after the last rename of the plan, the parent directory of every renamed entry is
-   fsynced before any old entry is deleted and before the journal is removed.
+   fsynced before any old entry is deleted and before the journal is removed;
+4. then the journal is rewritten, marked committed (the same temporary name, fsync,
+   rename), before any old entry is deleted: recovery only rolls forward from there.
 
 ``--no-fsync`` (``durable=False``) skips 1 only: the journal is always fsynced
 (``docs/howto/options.md``, "Durability"), and recovery still finds the changed directories
@@ -185,11 +187,15 @@ class Traced:
         assert found, f"no rename of the plan was traced:\n{self.tracer.show()}"
         return found
 
-    def journal_rename(self) -> Event:
+    def journal_renames(self) -> list[Event]:
+        """The journal's two renames into place: written, then marked committed."""
         found = [e for e in self.events if e.call in ("replace", "rename")
                  and e.paths[0].endswith(".journal.tmp")]
-        assert len(found) == 1, f"the journal's rename into place:\n{self.tracer.show()}"
-        return found[0]
+        assert len(found) == 2, f"the journal's renames into place:\n{self.tracer.show()}"
+        return found
+
+    def journal_rename(self) -> Event:
+        return self.journal_renames()[0]
 
     def journal_removal(self) -> Event:
         target = self.journal_rename().paths[1]
@@ -270,6 +276,15 @@ def check_parents_durable_last(traced: Traced, *, before_deletions: bool) -> Non
         f"directories changed by the commit not fsynced between its last rename (#{last}) and"
         f" {what} (#{deadline}): {late}\n{traced.tracer.show()}"
     )
+    marked = traced.journal_renames()[1]
+    tmp = marked.paths[0]
+    synced = min(e.index for e in traced.events[last + 1:] if e.call in ("fsync", "syncfs")
+                 and os.path.realpath(e.paths[0]) in parents)
+    assert synced < marked.index < deadline, (
+        f"the journal was not marked committed (#{marked.index}) between the fsync of the"
+        f" changed directories (#{synced}) and {what} (#{deadline})\n{traced.tracer.show()}")
+    assert traced.tracer.fsyncs(tmp, after=last, before=marked.index), (
+        f"the committed journal {tmp} was not fsynced before its rename\n{traced.tracer.show()}")
 
 
 def assert_installed(scenario: Scenario, tmp_path: Path) -> None:

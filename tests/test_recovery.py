@@ -169,6 +169,59 @@ def test_crash_during_the_final_cleanup_rolls_forward(scenario: Scenario, tmp_pa
     assert_tree(scenario, new, "after rolling forward")
 
 
+def test_a_committed_entry_replaced_after_the_commit_still_rolls_forward(
+    scenario: Scenario, tmp_path: Path
+) -> None:
+    """Killed during the cleanup, after a backup was deleted; then another process
+    replaces a committed entry (a compileall rewriting a pyc gives it a new inode).
+    The journal says committed: recovery rolls forward, never restoring the
+    half-deleted old version (0.1.0 judged by the entries alone and rolled back)."""
+    _, new = trees(scenario, tmp_path)
+
+    def prepare() -> None:  # in the child: die after the first removal of the cleanup
+        real = staging.remove_tree
+        removed: list[str] = []
+
+        def remove_tree(path: str) -> None:
+            if len(removed) == 1:
+                os._exit(137)
+            real(path)
+            removed.append(path)
+
+        staging.remove_tree = remove_tree
+
+    crash_in_child(scenario, -1, prepare)
+    (journal_path,) = journal_mod.find(str(scenario.site))
+    assert journal_mod.load(journal_path).committed
+    tool = scenario.bin / "demo-tool"
+    data, mode = tool.read_bytes(), tool.stat().st_mode
+    tool.unlink()
+    tool.write_bytes(data)  # same content, a new inode: "not done" by identity
+    os.chmod(tool, mode)
+    assert [r.outcome for r in recovery.recover(str(scenario.site))] == ["rolled forward"]
+    assert_tree(scenario, new, "after rolling forward")
+
+
+def test_a_journal_is_marked_committed_only_after_every_rename(
+    scenario: Scenario, tmp_path: Path
+) -> None:
+    """Killed after the renames but before the journal is marked: not committed, and
+    recovery decides by the entries (all done: forward)."""
+    _, new = trees(scenario, tmp_path)
+
+    def prepare() -> None:
+        def mark_committed(self: journal_mod.Journal) -> None:
+            os._exit(137)
+
+        journal_mod.Journal.mark_committed = mark_committed  # type: ignore[method-assign]
+
+    crash_in_child(scenario, -1, prepare)
+    (journal_path,) = journal_mod.find(str(scenario.site))
+    assert not journal_mod.load(journal_path).committed
+    assert [r.outcome for r in recovery.recover(str(scenario.site))] == ["rolled forward"]
+    assert_tree(scenario, new, "after rolling forward")
+
+
 def test_recover_with_nothing_to_do_changes_nothing(scenario: Scenario) -> None:
     old = scenario.build()
     assert recovery.recover(str(scenario.site)) == []

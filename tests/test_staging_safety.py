@@ -347,3 +347,29 @@ def test_distrust_stage_refuses_stages_others_may_write(tmp_path: Path) -> None:
     assert "symbolic link" in str(staging.distrust_stage(str(link)))
     assert staging.is_live(str(link))
     assert not staging.is_live(str(tmp_path / f"{staging.PREFIX}1-missing"))
+
+
+def test_remove_tree_empties_again_a_directory_written_into_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A compileall of the environment can write a pyc into a backup directory while
+    the cleanup empties it: the rmdir then fails with ENOTEMPTY, and the directory is
+    emptied again (a real file written between the emptying and the rmdir)."""
+    tree = tmp_path / "backup"
+    (tree / "pkg" / "__pycache__").mkdir(parents=True)
+    (tree / "pkg" / "mod.py").write_text("x = 1\n")
+    real = staging._rmdir
+    written: list[str] = []
+
+    def rmdir_after_a_writer(emptied: Any) -> None:
+        if emptied.name == "__pycache__" and not written:
+            # the concurrent writer: a new pyc lands in the emptied directory
+            with open(os.path.join(emptied.where, "late.cpython-311.pyc"), "wb") as f:
+                f.write(b"pyc")
+            written.append(emptied.where)
+        real(emptied)
+
+    monkeypatch.setattr(staging, "_rmdir", rmdir_after_a_writer)
+    staging.remove_tree(str(tree))
+    assert written, "the writer never ran"
+    assert not tree.exists()

@@ -50,6 +50,10 @@ class Journal:
     pid: int = field(default_factory=os.getpid)
     host: str = field(default_factory=socket.gethostname)
     created: float = field(default_factory=time.time)
+    #: Set (and written) once every rename is made and its directory fsynced, before
+    #: the cleanup deletes anything: from then on recovery only rolls forward, even if
+    #: another process has since replaced a committed entry (a pyc rewritten).
+    committed: bool = False
     path: str = ""
 
     @staticmethod
@@ -68,6 +72,7 @@ class Journal:
             "pid": self.pid,
             "host": self.host,
             "created": self.created,
+            "committed": self.committed,
             "steps": [s.to_json() for s in self.steps],
         }
 
@@ -94,6 +99,11 @@ class Journal:
             raise
         fsync_path(self.primary)
         return self.path
+
+    def mark_committed(self) -> None:
+        """Record durably that every rename was made (see :attr:`committed`)."""
+        self.committed = True
+        self.write()
 
     def invalid(self) -> str | None:
         """Why this journal (read from :attr:`path`) must not be obeyed, or None."""
@@ -132,6 +142,7 @@ def load(path: str) -> Journal:
         pid=int(data["pid"]),
         host=str(data["host"]),
         created=float(data["created"]),
+        committed=bool(data.get("committed", False)),
     )
     journal.path = path
     reason = journal.invalid()

@@ -62,7 +62,8 @@ class Recovered:
 def resolve(journal: Journal) -> Outcome:
     """Roll *journal*'s transaction back or forward and remove every leftover."""
     outcome: Outcome
-    if all(steps.is_done(s) for s in journal.steps):
+    # Once committed, the cleanup may have deleted part of a backup: never undo then.
+    if journal.committed or all(steps.is_done(s) for s in journal.steps):
         outcome = "rolled forward"
     else:
         for step in reversed(journal.steps):

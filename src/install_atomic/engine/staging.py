@@ -417,6 +417,11 @@ class _Dir:
     name: str
     fix_parent: bool  # may the parent's mode be changed (it is inside the tree)
     again: bool = False  # entered a second time, after a swap
+    refills: int = 0  # emptied again after another process wrote into it
+
+
+#: How often a directory that another process keeps writing into is emptied again.
+_MAX_REFILLS = 10
 
 
 def _rmdir(emptied: _Dir) -> None:
@@ -491,6 +496,17 @@ def _remove_at(
                 if again is not None:
                     again.again = True
                     stack.append(again)
+            except OSError as exc:
+                if exc.errno != errno.ENOTEMPTY or current.refills >= _MAX_REFILLS:
+                    raise
+                # Written into while it was emptied (a compileall of the environment
+                # descending into a backup): empty it again, a bounded number of times.
+                refilled = _enter(current.parent_fd, current.name, current.where,
+                                  current.fix_parent, retry=False)
+                if refilled is not None:
+                    refilled.refills = current.refills + 1
+                    refilled.again = current.again
+                    stack.append(refilled)
     finally:
         for held in stack:
             os.close(held.fd)

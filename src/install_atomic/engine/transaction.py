@@ -305,6 +305,8 @@ class Transaction:
                 # disk before any old entry is deleted.
                 for parent in sorted({os.path.dirname(s.dest) for s in plan.steps}):
                     fsync_path(parent)
+                # Before anything is deleted: a recovery from here on rolls forward.
+                journal.mark_committed()
                 # The stages stay locked until their journal is gone: a recovery that
                 # sees this journal meanwhile knows its installer is alive.
                 recovery.cleanup(journal)
