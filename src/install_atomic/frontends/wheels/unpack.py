@@ -18,9 +18,9 @@ import io
 import json
 import os
 import posixpath
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from installer import install as installer_install
 from installer.records import Hash, RecordEntry
@@ -70,6 +70,7 @@ class StagedDestination:
         self.claimed = claimed
         self.warn = warn
         self.records: list[tuple[str, RecordEntry]] = []
+        self._stages: dict[str, str] = {}
         self.root_scheme = "purelib"
         self.record_path = ""
 
@@ -117,7 +118,13 @@ class StagedDestination:
                 " changed.",
                 path,
             )
-        return os.path.join(self.stage_for(self.final_dir(scheme)), *parts)
+        return os.path.join(self._stage_of(scheme), *parts)
+
+    def _stage_of(self, scheme: str) -> str:
+        stage = self._stages.get(scheme)
+        if stage is None:
+            stage = self._stages[scheme] = self.stage_for(self.final_dir(scheme))
+        return stage
 
     def _write(self, scheme: str, path: str, stream: BinaryIO, executable: bool) -> RecordEntry:
         staged = self.staged(scheme, path)
@@ -197,9 +204,11 @@ def _pyc_name(path: str, tag: str, level: int) -> str:
 
 
 def check_wheel(path: str, name: str, target: Target) -> None:
-    """Refuse a wheel that is corrupt or tampered with (every file's hash and size
-    against its RECORD), that is not the distribution expected, or that the target
-    interpreter cannot use (tags, Requires-Python).  Nothing is written."""
+    """Refuse a wheel that is not a readable zip, whose RECORD does not list every file,
+    that is not the distribution expected, or that the target interpreter cannot use
+    (tags, Requires-Python).  Nothing is written.  Each file's hash and size are
+    checked against the RECORD as it is unpacked (:func:`stage_wheel`), so the
+    archive is read and hashed once."""
     filename = os.path.basename(path)
     try:
         dist, version, _, tags = parse_wheel_filename(filename)
@@ -216,7 +225,7 @@ def check_wheel(path: str, name: str, target: Target) -> None:
         )
     try:
         with WheelFile.open(Path(path)) as source:
-            source.validate_record()
+            source.validate_record(validate_contents=False)
             metadata = parse_metadata_file(source.read_dist_info("METADATA"))
     except Exception as exc:  # zipfile.BadZipFile, a RECORD mismatch, no METADATA
         raise WheelError(_corrupt(path, exc), path) from exc
@@ -242,6 +251,34 @@ def _corrupt(path: str, exc: BaseException) -> str:
     )
 
 
+class _VerifyingWheel(WheelFile):
+    """pypa/installer's wheel source, checking each file against RECORD as installer
+    unpacks it (``validate_record`` would read and hash the whole archive first).
+    A mismatch stops the install while everything is still in the private staging
+    directories: nothing in the environment has changed."""
+
+    def get_contents(self) -> Iterator[Any]:
+        name = os.fspath(self._zipfile.filename or "")
+        record_path = f"{self.dist_info_dir}/RECORD"
+        for record, stream, executable in super().get_contents():
+            path, hash_, size = record
+            if path == record_path:
+                yield record, stream, executable
+                continue
+            algorithm, _, expected = str(hash_).partition("=")
+            if not expected or algorithm not in hashlib.algorithms_guaranteed:
+                raise WheelError(_corrupt(name, ValueError(
+                    f"RECORD gives no usable hash for {path}")), name)
+            data = stream.read()  # one read, hashed here and written from memory
+            value = base64.urlsafe_b64encode(hashlib.new(algorithm, data).digest())
+            if value.decode("ascii").rstrip("=") != expected or (
+                    size and str(len(data)) != str(size)):
+                raise WheelError(_corrupt(name, ValueError(
+                    f"the hash or size of {path} does not match its RECORD")), name)
+            with io.BytesIO(data) as verified:
+                yield record, verified, executable
+
+
 def stage_wheel(
     path: str,
     dest: StagedDestination,
@@ -261,7 +298,7 @@ def stage_wheel(
     if direct_url is not None:
         extra["direct_url.json"] = json.dumps(direct_url, sort_keys=True).encode()
     try:
-        with WheelFile.open(Path(path)) as source:
+        with _VerifyingWheel.open(Path(path)) as source:
             installer_install(source, dest, extra)  # type: ignore[arg-type]
     except InstallAtomicError:
         raise
