@@ -483,3 +483,66 @@ def report(markdown: str, goals: Mapping[str, bool]) -> int:
     for goal, ok in goals.items():
         print(f"- {'PASS' if ok else 'FAIL'}: {goal}")
     return 0 if all(goals.values()) else 1
+
+
+# --------------------------------------------------------------------------- sets of wheels
+
+
+def isolated_env(extra: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """:func:`clean_env` without the machine's pip and uv configuration (``pip.conf``,
+    ``PIP_*`` such as ``PIP_FIND_LINKS`` or a global constraint, ``UV_*``), so that
+    ``--no-index --find-links WHEELHOUSE`` sees the wheelhouse and nothing else."""
+    env = {k: v for k, v in clean_env().items()
+           if not (k.startswith(("PIP_", "UV_")) and k != "PIP_DISABLE_PIP_VERSION_CHECK")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    env["UV_NO_CONFIG"] = "1"
+    for key, value in (extra or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def wheelhouse(specs: Sequence[str], python: StrPath | None = None) -> Path:
+    """A directory of wheels for *specs* (``name==version``) and their dependencies,
+    from ``pip download --only-binary :all:`` with *python* (default: this interpreter)
+    on first use, then from the cache (keyed by the sorted specs)."""
+    key = hashlib.sha256("\n".join(sorted(specs)).encode()).hexdigest()[:12]
+    dest = cache_dir() / "wheelhouses" / key
+    if (dest / ".complete").exists():
+        return dest
+    log(f"pip download --only-binary :all: {len(specs)} requirements into the cache")
+    partial = dest.with_name(key + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    run([python or sys.executable, "-m", "pip", "download", "-q", "--only-binary", ":all:",
+         "-d", partial, *specs])
+    shutil.rmtree(dest, ignore_errors=True)
+    partial.rename(dest)
+    (dest / ".complete").write_text("\n".join(sorted(specs)) + "\n")
+    return dest
+
+
+_DISTS = (
+    "import importlib.metadata as m, json, re\n"
+    "out = {}\n"
+    "for d in m.distributions():\n"
+    "    name = re.sub(r'[-_.]+', '-', d.metadata['Name']).lower()\n"
+    "    out.setdefault(name, []).append(d.version)\n"
+    "print(json.dumps({k: sorted(v) for k, v in sorted(out.items())}))\n"
+)
+
+
+def installed_distributions(python: StrPath) -> dict[str, list[str]]:
+    """Canonical name -> versions of every distribution ``importlib.metadata`` finds
+    with *python* (several versions: several metadata directories)."""
+    proc = run([python, "-I", "-B", "-c", _DISTS])
+    return dict(json.loads(proc.stdout))
+
+
+def load_average() -> float:
+    """The 1-minute load average (nan where unknown)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return float("nan")

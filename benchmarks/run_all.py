@@ -1,8 +1,8 @@
 """Run every benchmark, one after the other; exit 1 if any goal is violated.
 
-``python3 benchmarks/run_all.py --quick`` is the CI smoke run (about a minute
+``python3 benchmarks/run_all.py --quick`` is the CI smoke run (5 to 10 minutes
 on 2 cores, after the first run has filled the cache); without ``--quick``
-each benchmark runs in full (about 45 minutes on 2 cores) and rewrites
+each benchmark runs in full (about 2 hours on a loaded 2-core machine) and rewrites
 ``benchmarks/results/*.json`` and ``docs/_static/readers.png``.
 
 ``--only readers,kill`` runs a subset.  Benchmarks run one at a time: they
@@ -19,7 +19,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = ("readers", "swap_window", "kill", "loaded_extension", "install_time",
-              "concurrent_installs")
+              "concurrent_installs", "install_set", "kill_set", "merge")
 
 
 def main() -> int:

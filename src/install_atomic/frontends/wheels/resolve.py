@@ -124,10 +124,15 @@ def _location_args(target: Target) -> list[str]:
     return args
 
 
-def _run_pip(cmd: list[str], what: str, advice: str, verbose: int) -> str:
-    """Run pip as a child that dies with the installer (:mod:`install_atomic.children`)."""
+def _run_pip(cmd: list[str], what: str, advice: str, verbose: int, workdir: str) -> str:
+    """Run pip as a child that dies with the installer (:mod:`install_atomic.children`).
+    Its temporary files go below *workdir* (the install's build directory), so that
+    when both are killed the next install or ``recover`` removes them with it."""
+    tmp = os.path.join(workdir, "tmp")
+    os.makedirs(tmp, exist_ok=True)
+    env = dict(os.environ, TMPDIR=tmp)
     try:
-        status, stdout, stderr = children.run_in_own_group(cmd)
+        status, stdout, stderr = children.run_in_own_group(cmd, env=env)
     except OSError as exc:
         raise ResolveError(f"cannot run pip ({cmd[0]}): {exc.strerror}. {advice}",
                            cmd[0]) from exc
@@ -210,7 +215,7 @@ def _prebuild(
         ]
         _run_pip(cmd, f"building {local}",
                  "Fix the project's build (pip's output says why).",
-                 options.verbose)
+                 options.verbose, workdir)
         wheels = [w for w in os.listdir(wheelhouse) if w.endswith(".whl")]
         if len(wheels) != 1:
             raise ResolveError(f"building {local} gave {len(wheels)} wheels, not one; nothing"
@@ -280,6 +285,7 @@ def resolve(
         "resolving " + (" ".join([*specs, *(f"-r {r}" for r in options.requirements)])),
         "Check the names, versions and index options, or the project's build.",
         options.verbose,
+        workdir,
     )
     with open(report_path, encoding="utf-8") as f:
         report = json.load(f)
@@ -370,7 +376,7 @@ def fetch(
     names = ", ".join(f"{i.name} {i.version}" for i in needed)
     _run_pip(cmd, f"building or fetching {names}",
              "Fix the project's build (its output is above), or check the index options.",
-             options.verbose)
+             options.verbose, os.path.dirname(wheelhouse))
     built: dict[str, str] = {}
     for name in os.listdir(wheelhouse):
         if name.endswith(".whl"):
