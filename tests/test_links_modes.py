@@ -403,7 +403,9 @@ def test_modes_follow_umask(umask: int, make_venv: MakeVenv, tmp_path: Path) -> 
     stock = make_venv("newest", name="stock")
     dirs_mode, files_mode = 0o777 & ~umask, 0o666 & ~umask
     site_rel = str(atomic.site_packages.relative_to(atomic.root))
-    header_rel = None
+    # Headers: install_atomic puts them where pip does in a venv (include/site/...),
+    # setup.py install elsewhere; their modes are compared relative to each one's place.
+    header_dirs: dict[Path, Path] = {}
     for venv, command in ((atomic, "install_atomic"), (stock, "install")):
         project = make_project("scripts", tmp_path / venv.root.name, "1.0")
         args: list[str | os.PathLike[str]] = [venv.python, "setup.py", command]
@@ -412,15 +414,20 @@ def test_modes_follow_umask(umask: int, make_venv: MakeVenv, tmp_path: Path) -> 
         run(with_umask(umask, *args), cwd=project)
         headers = list(venv.root.glob("include/**/demo.h"))
         assert len(headers) == 1
-        header_rel = str(headers[0].parent.relative_to(venv.root))
-    assert header_rel is not None
+        header_dirs[venv.root] = headers[0].parent
+    assert header_dirs[atomic.root].relative_to(atomic.root).parts[:2] == ("include", "site")
+    header_modes = [
+        {k.replace(str(d.relative_to(root)), "HEADERS", 1): v
+         for k, v in modes(root, [str(d.relative_to(root))]).items()}
+        for root, d in header_dirs.items()
+    ]
+    assert header_modes[0] == header_modes[1]
     rels = [
         f"{site_rel}/demoscripts",
         f"{site_rel}/demo_scripts-1.0-{PY}.egg-info",
         "bin/demo-cli",
         "bin/demo-legacy-script",
         "share",
-        header_rel,
     ]
     got, want = modes(atomic.root, rels), modes(stock.root, rels)
     # install_atomic also writes bytecode, installed-files.txt and install-atomic-roots.txt

@@ -45,7 +45,6 @@ def run_in_own_group(
         cwd=cwd,
         env=env,
         shell=shell,
-        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

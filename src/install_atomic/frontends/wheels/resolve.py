@@ -105,7 +105,7 @@ def _file_path(url: str) -> str | None:
 def pip_command(target: Target) -> list[str]:
     """pip, run for the target interpreter: its own pip when the target is the
     running interpreter, else this interpreter's pip with ``--python``."""
-    base = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    base = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
     if not target.is_running_interpreter:
         base += ["--python", target.executable]
     return base
