@@ -23,6 +23,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 
 #: prctl(2) option: the signal this process gets when its parent (thread) dies.
@@ -55,7 +56,7 @@ def run_in_own_group(
     )
     try:
         try:
-            stdout, stderr = proc.communicate(timeout=timeout)
+            stdout, stderr = _communicate(proc, timeout)
         except BaseException:
             # The group is the child's pid (start_new_session); while the child is not
             # reaped, that number cannot name another group.
@@ -73,6 +74,25 @@ def run_in_own_group(
             if pipe is not None:
                 pipe.close()
     return proc.returncode, stdout, stderr
+
+
+#: Longest wait in one system call: a signal (Ctrl-C) that interrupts no system call of
+#: this thread (delivered to another thread) is still acted on within this many seconds.
+_POLL_SECONDS = 0.5
+
+
+def _communicate(proc: subprocess.Popen[str], timeout: float | None) -> tuple[str, str]:
+    """``proc.communicate(timeout)``, waiting in short steps (retrying loses no output)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        step = _POLL_SECONDS
+        if deadline is not None:
+            step = max(0.0, min(step, deadline - time.monotonic()))
+        try:
+            return proc.communicate(timeout=step)
+        except subprocess.TimeoutExpired:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(proc.args, timeout or 0.0) from None
 
 
 def kill_group(pgid: int) -> None:
