@@ -282,9 +282,16 @@ def _harness(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     script.write_text(HARNESS)
     env = clean_env({"PYTHONPATH": str(REPO_ROOT / "src"),
                      "IA_TEST_PIDFILE": str(tmp_path / "child.pid")})
+    # Ctrl-C must reach it even when the tests run where SIGINT is ignored (a background
+    # job of a shell, 'nohup ... &'): ignored dispositions are inherited, and Python then
+    # never installs its KeyboardInterrupt handler.
     return subprocess.Popen([sys.executable, str(script), *args], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_timeout_kills_the_whole_process_group(stage: Path, tmp_path: Path) -> None:
