@@ -143,6 +143,11 @@ def clean_env(extra: Mapping[str, str | None] | None = None) -> dict[str, str]:
     """This process's environment without variables that change installs or imports."""
     env = {k: v for k, v in os.environ.items() if k not in _DROP_ENV}
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    return _overridden(env, extra)
+
+
+def _overridden(env: dict[str, str], extra: Mapping[str, str | None] | None) -> dict[str, str]:
+    """*env* with *extra* applied: a value sets the variable, None removes it."""
     for key, value in (extra or {}).items():
         if value is None:
             env.pop(key, None)
@@ -496,12 +501,7 @@ def isolated_env(extra: Mapping[str, str | None] | None = None) -> dict[str, str
            if not (k.startswith(("PIP_", "UV_")) and k != "PIP_DISABLE_PIP_VERSION_CHECK")}
     env["PIP_CONFIG_FILE"] = os.devnull
     env["UV_NO_CONFIG"] = "1"
-    for key, value in (extra or {}).items():
-        if value is None:
-            env.pop(key, None)
-        else:
-            env[key] = value
-    return env
+    return _overridden(env, extra)
 
 
 def wheelhouse(specs: Sequence[str], python: StrPath | None = None) -> Path:
