@@ -3,7 +3,8 @@
 The engine (:mod:`install_atomic.engine.transaction` and the modules it uses) knows
 nothing about setuptools.  The setuptools adapter lives in
 :mod:`install_atomic.frontends.setuptools_command`; :data:`cmdclass` is loaded from it on first
-access so that importing the engine never imports setuptools.
+access so that importing the engine never imports setuptools.  :func:`install` and
+:func:`uninstall` are the Python API (:mod:`install_atomic.frontends.api`).
 """
 
 from __future__ import annotations
@@ -12,12 +13,22 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "cmdclass"]
+__all__ = ["__version__", "cmdclass", "install", "uninstall"]
+
+#: Loaded on first access: importing the package (the engine, the start-up hook)
+#: imports neither setuptools nor the wheel front end.
+_LAZY = {
+    "cmdclass": "install_atomic.frontends.setuptools_command",
+    "install": "install_atomic.frontends.api",
+    "uninstall": "install_atomic.frontends.api",
+    "InstallResult": "install_atomic.frontends.api",
+    "PendingInstallWarning": "install_atomic.frontends.api",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name == "cmdclass":
-        from install_atomic.frontends.setuptools_command import cmdclass
+    if name in _LAZY:
+        import importlib
 
-        return cmdclass
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

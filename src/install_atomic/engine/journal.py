@@ -18,7 +18,6 @@ source maps to its destination through one of its stages.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -29,7 +28,7 @@ from typing import Any
 
 from install_atomic.engine import trust
 from install_atomic.engine.plan import PRIVATE_PREFIX, Step
-from install_atomic.engine.primitives import fsync_path
+from install_atomic.engine.primitives import fsync_path, write_durably
 from install_atomic.errors import UntrustedError
 
 SUFFIX = ".journal"
@@ -79,25 +78,7 @@ class Journal:
     def write(self) -> str:
         """Write durably; return the journal's path."""
         self.path = self.path_for(self.primary, self.txid)
-        tmp = self.path + ".tmp"
-        data = json.dumps(self.to_json(), indent=1).encode()
-        try:
-            # O_EXCL | O_NOFOLLOW: a name planted in a directory others can write is
-            # never followed nor truncated; the commit fails instead.
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        fsync_path(self.primary)
+        write_durably(self.path, json.dumps(self.to_json(), indent=1).encode())
         return self.path
 
     def mark_committed(self) -> None:

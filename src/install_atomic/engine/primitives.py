@@ -12,6 +12,7 @@ of them fail.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -189,6 +190,31 @@ def fsync_path(path: StrPath) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_durably(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Replace *path* with *data* so that after a crash it is the old file or the new one,
+    whole: write ``<path>.tmp``, fsync it, rename it over *path*, fsync the directory.
+
+    The temporary name is created with ``O_EXCL | O_NOFOLLOW``: a name planted in a
+    directory others can write is never followed nor truncated; the write fails instead.
+    """
+    tmp = path + ".tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_path(os.path.dirname(path) or ".")
 
 
 #: Above this many entries, :func:`fsync_tree` flushes the whole filesystem with

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from install_atomic.engine import journal as journal_mod
-from install_atomic.engine import locking, staging, steps, trust
+from install_atomic.engine import locking, pending, staging, steps, trust
 from install_atomic.engine.journal import Journal
 from install_atomic.engine.plan import PRIVATE_PREFIX
 from install_atomic.engine.primitives import fsync_path
@@ -45,6 +45,7 @@ Outcome = Literal[
     "removed abandoned staging directory",
     "in progress, left alone",
     "not trusted, left alone",
+    "removed stale pending install",
 ]
 #: Outcomes that changed nothing.
 LEFT_ALONE: frozenset[Outcome] = frozenset({"in progress, left alone", "not trusted, left alone"})
@@ -126,6 +127,7 @@ def _dead_stages_in(destination: str) -> list[str]:
         if (
             staging.distrust_stage(path) is None
             and not _journaled(path, destination)
+            and not _pending(path, destination)
             and not staging.is_live(path)
         ):
             out.append(path)
@@ -167,6 +169,16 @@ def _journaled(stage: str, destination: str) -> bool:
             except (OSError, ValueError, KeyError, TypeError):
                 return True  # ours but unreadable: keep everything until it is dealt with
     return False
+
+
+def _pending(stage: str, destination: str) -> bool:
+    """True if a trusted pending record (in *destination*, or in the primary destination
+    the stage names) lists *stage*: it waits for its commit."""
+    places = {destination}
+    primary = staging.recorded_primary(stage)
+    if primary:
+        places.add(primary)
+    return any(stage in pending.listed_stages(place) for place in places)
 
 
 def _live_reason(journal: Journal, held: str | None) -> tuple[str, int | None]:
@@ -253,6 +265,15 @@ def recover_locked(destination: str, held: str | None = None) -> list[Recovered]
         finally:
             if fd is not None and fd >= 0:
                 os.close(fd)
+    for record in pending.load_all(destination)[0]:
+        # Its stages are gone (a rolled-back commit): it can never be committed.
+        if record.stale():
+            try:
+                record.remove()
+            except OSError as exc:
+                raise RecoveryError(f"cannot remove {record.path}: {exc}.", record.path) from exc
+            done.append(Recovered(record.path, ", ".join(record.projects),
+                                  "removed stale pending install"))
     try:
         for stage in stray_stages(destination):
             staging.remove_tree(stage)
@@ -265,7 +286,7 @@ def recover_locked(destination: str, held: str | None = None) -> list[Recovered]
             path = os.path.join(destination, name)
             if (
                 name.startswith(PRIVATE_PREFIX)
-                and name.endswith(journal_mod.SUFFIX + ".tmp")
+                and name.endswith((journal_mod.SUFFIX + ".tmp", pending.SUFFIX + ".tmp"))
                 and trust.distrust_path(path, "file") is None
             ):
                 os.unlink(path)
@@ -326,6 +347,26 @@ def status(destination: str) -> list[Status]:
     return out
 
 
+@dataclass
+class PendingStatus:
+    record: pending.Record
+    #: The pid of the live process that holds its staging directories, if any.
+    held_by: int | None
+
+
+def pending_status(destination: str) -> list[PendingStatus]:
+    """Pending (deferred) installs in *destination*, oldest first; changes nothing."""
+    out = []
+    for record in pending.load_all(os.path.realpath(destination))[0]:
+        holder = None
+        for stage in record.stages.values():
+            if _owner_holds(stage):
+                holder = staging.creator_pid(stage)
+                break
+        out.append(PendingStatus(record, holder))
+    return out
+
+
 def untrusted(destination: str) -> list[tuple[str, str]]:
     """Journals and staging directories in *destination* that install-atomic will not act
     on, each with the reason; changes nothing."""
@@ -342,4 +383,5 @@ def untrusted(destination: str) -> list[tuple[str, str]]:
         why = staging.distrust_stage(stage)
         if why is not None:
             out.append((stage, why))
+    out.extend(pending.load_all(destination)[1])
     return out

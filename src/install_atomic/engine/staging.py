@@ -119,6 +119,49 @@ class Stage:
                 self.destination,
             )
 
+    @classmethod
+    def adopt(cls, path: str, destination: str) -> Stage | None:
+        """Take over the existing staging directory *path* of *destination* (a pending
+        transaction's, whose maker may have exited): lock its owner file, without
+        waiting.  None when its owner file is locked by a live process.
+
+        Raises :class:`~install_atomic.errors.StagingError` when the stage is not
+        trusted or has no owner file (it was not left by a deferral).
+        """
+        why = distrust_stage(path)
+        if why is None and not same_device(path, destination):
+            why = "it is not on its destination's filesystem"
+        if why is not None:
+            raise StagingError(f"{path} is not trusted: {why}. It is left alone.", path)
+        try:
+            fd = trust.open_trusted(os.path.join(path, OWNER), "file", os.O_RDWR)
+        except OSError as exc:
+            raise StagingError(
+                f"cannot open the owner file of the staging directory {path}:"
+                f" {exc.strerror or exc}. It is left alone.",
+                path,
+            ) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return None
+            raise
+        stage = cls.__new__(cls)
+        stage.destination = os.path.abspath(destination)
+        stage.path = path
+        stage._fd = fd
+        st = os.lstat(path)
+        stage._id = (st.st_dev, st.st_ino)
+        _RELEASED.discard(stage._id)
+        return stage
+
+    @property
+    def owner_pid(self) -> int | None:
+        """The pid of the process that made this stage (from its name)."""
+        return creator_pid(self.path)
+
     def release(self) -> None:
         """Let recovery in: from now on the stage, if it is still there, is judged dead,
         even if its owner file was removed and this process lives on."""
@@ -214,7 +257,7 @@ def _pid_in(rest: str) -> int | None:
     return int(head) if sep and head.isascii() and head.isdigit() else None
 
 
-def _creator_pid(stage_path: str) -> int | None:
+def creator_pid(stage_path: str) -> int | None:
     """The pid in a stage's name (``.install-atomic-<pid>-<random>``), if there is one."""
     return _pid_in(os.path.basename(stage_path)[len(PREFIX):])
 
@@ -365,7 +408,7 @@ def is_live(stage_path: str) -> bool:
     try:
         fd = trust.open_trusted(os.path.join(stage_path, OWNER), "file")
     except FileNotFoundError:
-        pid = _creator_pid(stage_path)
+        pid = creator_pid(stage_path)
         if pid == os.getpid():
             try:
                 st = os.lstat(stage_path)

@@ -29,6 +29,7 @@ as it was.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -41,9 +42,9 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Callable
 
-from install_atomic.engine import locking, primitives, recovery, staging, steps
+from install_atomic.engine import locking, pending, primitives, recovery, staging, steps
 from install_atomic.engine.journal import Journal
-from install_atomic.engine.ownership import InstalledDistribution, Ownership, scan
+from install_atomic.engine.ownership import InstalledDistribution, Ownership, canonical_name, scan
 from install_atomic.engine.plan import BackupNamer, Plan, Planner, Step
 from install_atomic.engine.primitives import fsync_path, fsync_tree
 from install_atomic.errors import (
@@ -135,6 +136,14 @@ class Transaction:
         self.metadata_dir = os.path.realpath(metadata_dir) if metadata_dir else self.primary
         self.distributions = distributions
         self.txid = f"{os.getpid()}-{secrets.token_hex(4)}"
+        #: When the work began: pending installs of the same distributions deferred
+        #: before it are superseded by this one's commit.
+        self.created = time.time()
+        #: The pending record this transaction was resumed from (:meth:`resume`).
+        self.pending: pending.Record | None = None
+        #: The staged trees are already on disk (flushed when the install was deferred).
+        self._flushed = False
+        self.deferred = False
         self._stages: dict[str, staging.Stage] = {}
         #: Stages made at commit time on filesystems mounted inside a destination.
         self._relocated: dict[str, staging.Stage] = {}
@@ -250,7 +259,7 @@ class Transaction:
                 self.log(f"would {line}")
             self.log(f"dry run: {len(plan.steps)} renames planned, nothing changed")
             return CommitResult(plan, dry_run=True)
-        if self.durable:
+        if self.durable and not self._flushed:
             # The staged trees are private until the renames: make them durable before
             # taking the lock, so that other installers (and uv) do not wait for it.
             try:
@@ -286,6 +295,8 @@ class Transaction:
                         if directory not in synced:
                             fsync_tree(st.path)
                 journal.write()
+                if self.pending is not None:  # the journal now protects the stages
+                    self.pending.remove()
             except OSError as exc:
                 try:
                     journal.remove()
@@ -312,6 +323,7 @@ class Transaction:
                 recovery.cleanup(journal)
                 for st in self._all_stages():
                     st.release()
+                self._supersede()
             except OSError as exc:
                 for st in self._all_stages():
                     st.release()  # the journal is kept: this installer lets recovery in
@@ -330,6 +342,120 @@ class Transaction:
                 recovered=recovered,
             )
         return result
+
+    # -- deferred commits -----------------------------------------------------
+    def defer(
+        self,
+        changes: Sequence[pending.Change] = (),
+        under_lock: Callable[[pending.Record], None] | None = None,
+    ) -> pending.Record:
+        """Leave the staged work pending instead of committing it; return its record.
+
+        The staged trees are flushed to disk (unless ``durable`` is off), then,
+        under the destination's lock, the record
+        (:mod:`install_atomic.engine.pending`) is written and *under_lock* is
+        called with it (a front end installs its start-up hook there).  The
+        staging directories stay locked by this process until :meth:`release`
+        or its exit: no one commits the record before then.
+        """
+        if self.dry_run:
+            raise ValueError("a dry run cannot be deferred")
+        if self.durable:
+            for st in self._all_stages():
+                fsync_tree(st.path)
+        record = pending.Record(
+            txid=self.txid,
+            projects=list(self.projects),
+            primary=self.primary,
+            stages={dest: st.path for dest, st in self._stages.items()},
+            stops=list(self.stops),
+            metadata_dir=self.metadata_dir,
+            strict=self.strict,
+            durable=self.durable,
+            changes=list(changes),
+            created=self.created,
+        )
+        with locking.hold(self.lock_path, self.lock_timeout):
+            try:
+                record.write()
+                if under_lock is not None:
+                    under_lock(record)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    record.remove()
+                path = exc.filename or self.primary
+                raise CommitError(
+                    f"could not record the pending install of {self.project}:"
+                    f" {exc.strerror} ({path}). Nothing was changed; fix the cause and run"
+                    " the install again.",
+                    path,
+                    rolled_back=True,
+                ) from exc
+        self.deferred = True
+        return record
+
+    def release(self) -> None:
+        """Unlock the staging directories of a deferred transaction: from now on any
+        process may commit it."""
+        for st in self._all_stages():
+            st.release()
+
+    @classmethod
+    def resume(
+        cls,
+        record: pending.Record,
+        *,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        log: Logger = _stderr,
+        warn: Logger = _stderr,
+    ) -> Transaction | None:
+        """A transaction that commits the pending *record*; None while the process
+        that deferred it (or a child that inherited its descriptors) holds its
+        staging directories, or another process is committing it.
+
+        Its :meth:`commit` plans against the destination as it is then, and
+        removes the record once its journal is written.
+        """
+        txn = cls(
+            record.projects,
+            record.primary,
+            lock_timeout=lock_timeout,
+            lock_path=locking.lock_path_for(record.primary, detached=True),
+            stops=record.stops,
+            strict=record.strict,
+            durable=record.durable,
+            log=log,
+            warn=warn,
+            metadata_dir=record.metadata_dir or None,
+        )
+        txn.created = record.created
+        txn.pending = record
+        txn._flushed = True
+        for dest, path in sorted(record.stages.items()):
+            stage = staging.Stage.adopt(path, dest)
+            if stage is None:
+                txn.release()
+                return None
+            txn._stages[dest] = stage
+        return txn
+
+    def _supersede(self) -> None:
+        """Under the lock, after a commit: drop the pending installs, deferred before
+        this transaction began, of any distribution it installed.  Committed later,
+        they would bring back older versions."""
+        names = {canonical_name(p) for p in self.projects}
+        records, _ = pending.load_all(self.primary)
+        for record in records:
+            if record.created >= self.created or not names & {
+                    canonical_name(p) for p in record.projects}:
+                continue
+            for stage in record.stages.values():
+                if os.path.lexists(stage) and staging.distrust_stage(stage) is None:
+                    staging.remove_tree(stage)
+            record.remove()
+            self.warn(f"install_atomic: dropped the pending install of {record.description}"
+                      f" (deferred by process {record.pid}): {self.project} was installed"
+                      " after it")
 
     def _recover(self, waited: float) -> list[recovery.Recovered]:
         """Under the lock: finish what crashed installers left in our destinations, and
@@ -514,7 +640,7 @@ class Transaction:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if not self.committed:
+        if not self.committed and not self.deferred:
             try:
                 self.abort()
             except OSError as cleanup_exc:

@@ -7,6 +7,9 @@
     list in-flight or interrupted transactions; changes nothing.
 ``recover [DESTINATION ...]``
     roll interrupted transactions back or forward and remove leftovers.
+``commit-pending [DESTINATION ...]`` / ``discard-pending [DESTINATION ...]``
+    commit now, or drop, the installs deferred by ``install --defer`` or the
+    Python API (see :mod:`install_atomic.frontends.deferred`).
 ``uninstall NAME ... [--target DESTINATION] [--dry-run]``
     remove installed distributions in one transaction, keeping every file
     another distribution still lists (a shared namespace ``__init__.py``, say);
@@ -28,10 +31,8 @@ from collections.abc import Sequence
 
 from install_atomic import __version__
 from install_atomic.checks import bytecode
-from install_atomic.engine import locking, recovery, staging
-from install_atomic.engine.ownership import canonical_name, scan
-from install_atomic.engine.scheme import scheme_dirs
-from install_atomic.engine.transaction import DEFAULT_LOCK_TIMEOUT, Transaction
+from install_atomic.engine import recovery, staging
+from install_atomic.engine.transaction import DEFAULT_LOCK_TIMEOUT
 from install_atomic.errors import DestinationError, InstallAtomicError
 
 
@@ -70,9 +71,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                      metavar="SECONDS",
                      help="seconds to wait for the destination lock, as for installs;"
                      f" -1 waits forever (default: {DEFAULT_LOCK_TIMEOUT:g})")
-    st = sub.add_parser("status", help="list in-flight, interrupted or untrusted installs")
+    st = sub.add_parser("status", help="list in-flight, interrupted, pending or untrusted"
+                        " installs")
     st.add_argument("destinations", nargs="*", metavar="DESTINATION",
                     help=_DEST_HELP.format(default))
+    cp = sub.add_parser("commit-pending", help="commit the installs deferred with --defer (or"
+                        " by the Python API) now")
+    cp.add_argument("destinations", nargs="*", metavar="DESTINATION",
+                    help=_DEST_HELP.format(default))
+    cp.add_argument("--lock-timeout", type=float, default=DEFAULT_LOCK_TIMEOUT,
+                    metavar="SECONDS", help="seconds to wait for the destination lock;"
+                    f" -1 waits forever (default: {DEFAULT_LOCK_TIMEOUT:g})")
+    dp = sub.add_parser("discard-pending", help="drop deferred installs: the installed"
+                        " versions stay")
+    dp.add_argument("destinations", nargs="*", metavar="DESTINATION",
+                    help=_DEST_HELP.format(default))
+    dp.add_argument("--id", dest="ids", action="append", default=[], metavar="ID",
+                    help="drop only this pending install (its id, as 'status' shows it;"
+                    " repeatable; default: all)")
+    dp.add_argument("--lock-timeout", type=float, default=DEFAULT_LOCK_TIMEOUT,
+                    metavar="SECONDS", help="seconds to wait for the destination lock;"
+                    f" -1 waits forever (default: {DEFAULT_LOCK_TIMEOUT:g})")
     un = sub.add_parser("uninstall", help="remove distributions atomically, in one transaction")
     un.add_argument("names", nargs="*", metavar="NAME",
                     help="a distribution's name, as pip lists it")
@@ -107,6 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _check_directory(dest)
         if args.command == "status":
             return _status(destinations)
+        if args.command == "commit-pending":
+            return _commit_pending(destinations, args.lock_timeout)
+        if args.command == "discard-pending":
+            return _discard_pending(destinations, args.ids, args.lock_timeout)
         return _recover(destinations, args.lock_timeout)
     except InstallAtomicError as exc:
         print(f"install_atomic: error: {exc}", file=sys.stderr)
@@ -136,6 +159,15 @@ def _status(destinations: list[str]) -> int:
             state = "in progress (lock held)" if item.live else "interrupted"
             print(f"{dest}: {item.project}: {state}, pid {item.pid},"
                   f" {item.done}/{item.steps} renames done ({item.journal})")
+        for pend in recovery.pending_status(dest):
+            found += 1
+            rec = pend.record
+            state = (f"waiting for process {pend.held_by} (which deferred it) to exit"
+                     if pend.held_by else "committed at the next interpreter start,"
+                     " 'commit-pending' or the next install")
+            print(f"{dest}: pending install of {rec.description} (id {rec.txid}): {state}")
+            if rec.last_error:
+                print(f"{dest}: the last attempt to commit it failed: {rec.last_error}")
         for stage in recovery.stray_stages(dest):
             found += 1
             print(f"{dest}: leftover staging directory {stage}")
@@ -152,24 +184,53 @@ def _status(destinations: list[str]) -> int:
 
 
 def _uninstall(names: list[str], target: str, dry_run: bool, timeout: float) -> int:
-    installed = scan(target)
-    dists = []
-    for name in names:
-        found = [d for d in installed if d.key == canonical_name(name)]
-        if not found:
-            print(f"install_atomic: error: {name} is not installed in {target}. Nothing was"
-                  " changed. Check the name ('pip list' shows it), or pass --target with the"
-                  " directory holding it.", file=sys.stderr)
-            return 1
-        dists += found
-    with Transaction(names, target, lock_timeout=timeout, dry_run=dry_run, log=print,
-                     lock_path=locking.lock_path_for(target, detached=True),
-                     stops=scheme_dirs(target, dists)) as txn:
-        result = txn.commit()
+    from install_atomic.frontends.uninstall import uninstall
+
+    result = uninstall(names, target, dry_run=dry_run, lock_timeout=timeout)
     if not dry_run:
         print(f"uninstalled {', '.join(names)} from {target}: {len(result.plan.steps)}"
               " removals")
     return 0
+
+
+def _commit_pending(destinations: list[str], timeout: float) -> int:
+    from install_atomic.frontends.deferred import commits
+
+    status = 0
+    found = 0
+    for dest in destinations:
+        for result in commits.commit_all(dest, lock_timeout=timeout, log=print,
+                                         warn=_to_stderr):
+            found += 1
+            if result.outcome == "held":
+                print(f"{dest}: {result.record.description} stays pending: {result.detail}")
+            elif result.outcome in ("failed", "stale"):
+                status = 1
+                print(f"install_atomic: error: the pending install of"
+                      f" {result.record.description} into {dest} was not committed:"
+                      f" {result.detail}", file=sys.stderr)
+    if not found:
+        print("nothing pending")
+    return status
+
+
+def _discard_pending(destinations: list[str], ids: list[str], timeout: float) -> int:
+    from install_atomic.frontends.deferred import commits
+
+    found = 0
+    for dest in destinations:
+        for result in commits.discard(dest, ids, lock_timeout=timeout):
+            found += 1
+            print(f"{dest}: dropped the pending install of {result.record.description}"
+                  f" (id {result.record.txid})")
+    if not found:
+        print("nothing pending" + (f" with id {', '.join(ids)}" if ids else ""))
+        return 1 if ids else 0
+    return 0
+
+
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 def _recover(destinations: list[str], timeout: float) -> int:
@@ -243,6 +304,10 @@ def _add_install(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     ours.add_argument("--dry-run", action="store_true",
                       help="resolve, build, stage and plan; print every planned rename;"
                       " change nothing")
+    ours.add_argument("--defer", action="store_true",
+                      help="build, stage, byte-compile and check now; commit at the next start"
+                      " of a Python interpreter of the environment, 'commit-pending', or the"
+                      " next install there")
     ours.add_argument("--no-compile", action="store_true", help="do not write bytecode")
     ours.add_argument("--pyc-mode", choices=sorted(bytecode.MODES), default=bytecode.DEFAULT_MODE,
                       help=f"bytecode invalidation mode (default: {bytecode.DEFAULT_MODE})")
@@ -382,7 +447,7 @@ def _install(args: argparse.Namespace) -> int:
         verify_command=args.verify_command, verify_timeout=args.verify_timeout,
         lock_timeout=args.lock_timeout, strict=args.strict, no_fsync=args.no_fsync,
         pyc_mode=args.pyc_mode, compile=not args.no_compile, report=args.report,
-        quiet=args.quiet, verbose=args.verbose,
+        quiet=args.quiet, verbose=args.verbose, defer=args.defer,
     )
     wheel_install.install(opts)
     return 0

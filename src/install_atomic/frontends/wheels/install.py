@@ -23,16 +23,20 @@ or a kill during 5 is rolled back (or forward by ``recover``) as a whole.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from install_atomic import children
 from install_atomic.checks import bytecode, verify
 from install_atomic.engine import locking, ownership, staging
+from install_atomic.engine import pending as pending_mod
 from install_atomic.engine.ownership import canonical_name, scan
 from install_atomic.engine.transaction import DEFAULT_LOCK_TIMEOUT, CommitResult, Transaction
+from install_atomic.frontends.deferred import commits, hook, loaded
 from install_atomic.frontends.wheels import report as report_mod
 from install_atomic.frontends.wheels import resolve, target, unpack
 from install_atomic.frontends.wheels.progress import Progress
@@ -64,6 +68,15 @@ class InstallOptions:
     report: str | None = None
     quiet: int = 0
     verbose: int = 0
+    #: Stage, compile and check now; leave the commit pending (see
+    #: :mod:`install_atomic.frontends.deferred`).
+    defer: bool = False
+    #: With *defer*: keep the staging directories locked by this process until it
+    #: exits, so that no one commits them while it runs (the Python API does).
+    hold: bool = False
+    #: Defer (as *defer*) when a distribution being replaced has modules imported in
+    #: this process (the Python API's default).
+    auto_defer: bool = False
 
 
 @dataclass
@@ -77,6 +90,16 @@ class Outcome:
     new_files: dict[str, str] = field(default_factory=dict)
     #: Path -> distribution, for what the installed versions list.
     old_files: dict[str, str] = field(default_factory=dict)
+    #: The pending record, when the commit was deferred.
+    pending: pending_mod.Record | None = None
+    #: The deferred transaction, while it holds its staging directories.
+    transaction: Transaction | None = None
+    #: Where the pending install is committed at the next interpreter start (its hook).
+    hooked: bool = False
+    #: The library directory installed into.
+    destination: str = ""
+    #: Top-level modules of replaced distributions that this process has imported.
+    loaded_modules: list[str] = field(default_factory=list)
 
 
 def install(opts: InstallOptions) -> Outcome:
@@ -97,8 +120,11 @@ def install(opts: InstallOptions) -> Outcome:
 def _install(
     opts: InstallOptions, tgt: target.Target, progress: Progress, workdir: str
 ) -> Outcome:
+    if not opts.defer and not opts.auto_defer and not opts.dry_run:
+        _commit_pending(tgt, opts, progress)
     asked = [*opts.specs, *(f"-r {r}" for r in opts.pip.requirements)]
     progress.phase(f"resolving {' '.join(asked)} for {tgt.executable}")
+    resolve.check_files(opts.specs)
     if resolve.wheel_files_only(opts.specs, opts.pip):
         versions = _installed_versions(tgt)
         items = resolve.local_wheels(opts.specs, opts.pip,
@@ -106,10 +132,13 @@ def _install(
     else:
         items = resolve.resolve(opts.specs, opts.pip, tgt, workdir)
     old_versions, old_files = _installed(tgt, items)
+    loaded_modules = loaded.loaded_from(old_files)
+    if opts.auto_defer and loaded_modules:
+        opts = dataclasses.replace(opts, defer=True)
     if not items:
         progress.say("install-atomic: nothing to install: every requirement is already satisfied"
                      " (--force-reinstall replaces installed versions)")
-        out = Outcome(items, old_versions, None)
+        out = Outcome(items, old_versions, None, destination=tgt.lib)
         if opts.report:
             report_mod.write(opts.report, out, tgt, dry_run=opts.dry_run)
         return out
@@ -130,7 +159,8 @@ def _install(
         log=progress.say,
         warn=progress.warn,
     )
-    out = Outcome(items, old_versions, None, old_files=old_files)
+    out = Outcome(items, old_versions, None, old_files=old_files, destination=tgt.lib,
+                  loaded_modules=loaded_modules)
     with txn:
         claimed: dict[str, str] = {}
         roots = sorted({tgt.strip_root(d) for d in tgt.stops()})
@@ -172,6 +202,9 @@ def _install(
             verify.run_command(opts.verify_command, txn.stage(tgt.lib), tgt.lib,
                                timeout=opts.verify_timeout, log=progress.say,
                                python=tgt.executable)
+        if opts.defer and not opts.dry_run:
+            _defer(txn, opts, tgt, out, progress)
+            return out
         progress.phase("committing")
         out.result = txn.commit()
     if opts.report:
@@ -183,6 +216,56 @@ def _install(
             f" {out.result.swap_seconds * 1e3:.2f} ms"
         )
     return out
+
+
+def _commit_pending(tgt: target.Target, opts: InstallOptions, progress: Progress) -> None:
+    """The next install into a destination commits what is pending there first."""
+    for result in commits.commit_all(tgt.lib, lock_timeout=opts.lock_timeout,
+                                     log=progress.say, warn=progress.warn):
+        if result.outcome in ("held", "failed"):
+            progress.warn(f"install_atomic: the pending install of"
+                          f" {result.record.description} stays pending: {result.detail}")
+
+
+def _defer(
+    txn: Transaction, opts: InstallOptions, tgt: target.Target, out: Outcome,
+    progress: Progress,
+) -> None:
+    """Leave the checked, staged set pending; install the start-up hook where an
+    interpreter start can commit it."""
+    progress.phase("deferring the commit")
+    changes = [pending_mod.Change(item.name, item.version, out.old_versions.get(item.key, []))
+               for item in out.items]
+    out.hooked = _hook_applies(tgt)
+    record = txn.defer(changes, (lambda _r: hook.install(tgt.lib)) if out.hooked else None)
+    out.pending = record
+    if opts.report:
+        report_mod.write(opts.report, out, tgt, dry_run=False)
+    if opts.hold:
+        out.transaction = txn
+    else:
+        txn.release()
+    if out.hooked:
+        when = ("when this process has exited, the next start of a Python interpreter of"
+                f" {tgt.sys_prefix}") if opts.hold else (
+                f"the next start of a Python interpreter of {tgt.sys_prefix}")
+    else:
+        when = f"'install-atomic commit-pending {tgt.lib}'"
+    progress.summary(f"deferred the install of {record.description} into {tgt.lib}: it is"
+                     f" staged and checked, and is committed by {when}, or by the next"
+                     " install there")
+
+
+def _hook_applies(tgt: target.Target) -> bool:
+    """True if interpreters started in the target environment process its library
+    directory's ``.pth`` files (its own site-packages), with install_atomic importable."""
+    if tgt.root or tgt.target_dir or tgt.prefix or tgt.home:
+        return False
+    if tgt.is_running_interpreter:
+        return True
+    status, _out, _err = children.run_in_own_group(
+        [tgt.executable, "-c", "import install_atomic"], timeout=120)
+    return status == 0
 
 
 def _removed_modules(txn: Transaction, libs: Sequence[str]) -> list[str]:

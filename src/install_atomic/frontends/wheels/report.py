@@ -12,14 +12,17 @@ The document (``"version": "1"``)::
          "requested": true, "wheel": "idna-3.7-py3-none-any.whl",
          "direct_url": null}
       ],
-      "added": [...], "swapped": [...], "removed": [...]
+      "added": [...], "swapped": [...], "removed": [...],
+      "pending": null
     }
 
 ``added``, ``swapped`` and ``removed`` list the commit's renames: each has the
 ``path`` (as written), its ``kind`` (file, dir, link), the number of files it
 holds (``count``) and the ``distributions`` it belongs to (new for added and
 swapped entries, old for removed ones).  ``-`` as FILE writes to standard
-output.  With nothing to install every list is empty.
+output.  With nothing to install every list is empty.  A deferred install
+(``--defer``) has no renames yet: ``pending`` is then its id, as ``status``
+shows it.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ def build(out: Outcome, tgt: Target, *, dry_run: bool) -> dict[str, Any]:
             for item in out.items
         ],
         "added": [], "swapped": [], "removed": [],
+        "pending": out.pending.txid if out.pending is not None else None,
     }
     if out.result is not None:
         for step in out.result.plan.steps:

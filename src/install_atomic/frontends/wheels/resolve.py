@@ -226,6 +226,21 @@ def _prebuild(
     return out, direct
 
 
+def check_files(specs: Sequence[str]) -> None:
+    """Refuse a SPEC that names a wheel or sdist file that is not there, before pip runs."""
+    archives = (".whl", ".tar.gz", ".zip", ".tar.bz2", ".tar.xz", ".tgz")
+    for spec in specs:
+        if "://" in spec or "@" in spec or not spec.endswith(archives):
+            continue
+        if not os.path.isfile(spec):
+            raise ResolveError(
+                f"{os.path.abspath(spec)} does not exist (or is not a file). Nothing was"
+                " installed. Check the path, or give a requirement such as 'name==1.0'"
+                " instead of a file.",
+                os.path.abspath(spec),
+            )
+
+
 def wheel_files_only(specs: Sequence[str], options: PipOptions) -> bool:
     """True when there is nothing for pip to resolve: ``--no-deps`` and every SPEC a
     wheel file on disk (no requirements or constraints files)."""

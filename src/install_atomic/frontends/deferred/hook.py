@@ -1,0 +1,127 @@
+"""The start-up hook: the next interpreter of an environment commits its pending installs.
+
+While an install is pending in a site-packages directory, two files sit there
+(and only then: with nothing pending there is no hook, and start-up costs
+nothing):
+
+* ``install-atomic-pending.pth``, whose ``import`` line ``site`` runs at every
+  start of an interpreter using that directory (Python 3.8 to 3.17; from 3.18
+  such lines are ignored, PEP 829);
+* ``install-atomic-pending.start``, the PEP 829 entry point
+  ``install_atomic.frontends.deferred.hook:run`` (Python 3.15 and later, which
+  then skip the ``.pth`` file's import line).
+
+:func:`run` never hurts the program being started: it never waits for a lock
+(if another process holds the environment's lock, the install stays pending
+and the program starts), never raises (a failure is one line on standard
+error, and the reason is kept for ``install-atomic status``), does nothing
+where the user may not write, and removes the hook files once nothing is
+pending.  ``python -S`` (no ``site``) and embedded interpreters that skip
+``site`` run no hook: the install stays pending until an interpreter that
+runs it starts, ``install-atomic commit-pending``, or the next install.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+HOOK = "install-atomic-pending"
+ENTRY_POINT = "install_atomic.frontends.deferred.hook:run"
+
+#: The ``.pth`` line.  ``site`` runs a line starting with ``import`` with ``exec``;
+#: everything after it is guarded, so that a missing or broken install_atomic costs a
+#: one-line warning, never a traceback.
+_PTH_LINE = (
+    "import sys; exec({code!r})\n"
+)
+_PTH_CODE = (
+    "try:\n"
+    " from install_atomic.frontends.deferred.hook import run\n"
+    "except Exception as e:\n"
+    " sys.stderr.write('install-atomic: an install is pending in {directory}, but"
+    " install_atomic cannot be imported here (%s); run install-atomic commit-pending"
+    " {directory}\\n' % (e,))\n"
+    "else:\n"
+    " run({directory!r})\n"
+)
+
+
+def hook_paths(directory: str) -> list[str]:
+    return [os.path.join(directory, HOOK + ext) for ext in (".pth", ".start")]
+
+
+def install(directory: str) -> None:
+    """Write the hook files into *directory* (a site-packages), durably."""
+    from install_atomic.engine.primitives import write_durably
+
+    code = _PTH_CODE.format(directory=directory)
+    pth, start = hook_paths(directory)
+    write_durably(pth, _PTH_LINE.format(code=code).encode())
+    write_durably(start, (ENTRY_POINT + "\n").encode())
+
+
+def remove(directory: str) -> None:
+    """Remove the hook files from *directory*; call with its lock held and nothing
+    pending there."""
+    for path in hook_paths(directory):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def _hooked_directories() -> list[str]:
+    seen: list[str] = []
+    for entry in sys.path:
+        if entry and os.path.isfile(os.path.join(entry, HOOK + ".start")):
+            real = os.path.realpath(entry)
+            if real not in seen:
+                seen.append(real)
+    return seen
+
+
+def run(directory: str | None = None) -> None:
+    """Commit what is pending in *directory* (default: every directory on ``sys.path``
+    holding the hook, as a PEP 829 entry point is called without arguments).
+
+    Never raises and never waits: see the module docstring.
+    """
+    try:
+        directories = [directory] if directory else _hooked_directories()
+        for d in directories:
+            _run_in(d)
+    except Exception as exc:  # nothing may reach the program
+        _warn(f"install-atomic: the pending install in {directory or 'site-packages'} was not"
+              f" committed: {exc}; see 'install-atomic status'")
+
+
+def _warn(message: str) -> None:
+    with contextlib.suppress(Exception):
+        sys.stderr.write(message.replace("\n", " ") + "\n")
+
+
+#: Directories this process has already run the hook for: ``site`` may process one
+#: directory twice (under two names: ``lib64 -> lib``), and a failure is told once.
+_DONE: set[str] = set()
+
+
+def _run_in(directory: str) -> None:
+    real = os.path.realpath(directory)
+    if real in _DONE:
+        return
+    _DONE.add(real)
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return  # another user's environment: its owner's next start commits it
+    # Imported only now: with nothing pending there is no hook, so this never runs.
+    from install_atomic.errors import LockTimeout
+    from install_atomic.frontends.deferred import commits
+
+    try:
+        results = commits.commit_all(directory, lock_timeout=0)
+    except LockTimeout:
+        return  # someone else is installing or committing: start the program now
+    for result in results:
+        if result.outcome == "failed":
+            _warn(f"install-atomic: the pending install of {result.record.description} into"
+                  f" {directory} was not committed: {result.detail} (see 'install-atomic"
+                  " status')")
