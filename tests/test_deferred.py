@@ -200,10 +200,29 @@ def test_python_dash_s_runs_no_hook(make_venv, tmp_path: Path) -> None:
            " print(lazy.VERSION)"
     assert venv.run("-S", "-c", code).stdout.strip() == "1.0"
     assert len(pending_ids(venv)) == 1 and hook_present(venv) == HOOK_FILES
-    # Any normal start (this one runs install-atomic itself) commits it.
-    ia_run(venv, "commit-pending", venv.site_packages)
+    # install-atomic's own start leaves it to the command: status shows it.
+    status = ia_run(venv, "status", venv.site_packages)
+    assert "pending install of lazy 1.0 -> 2.0" in status.stdout, describe_proc(status)
+    # So does a start with INSTALL_ATOMIC_COMMIT_AT_START=0.
+    off = venv.run("-c", "import lazy; print(lazy.VERSION)",
+                   env={"INSTALL_ATOMIC_COMMIT_AT_START": "0"})
+    assert off.stdout.strip() == "1.0" and len(pending_ids(venv)) == 1
+    done = ia_run(venv, "commit-pending", venv.site_packages)
+    assert "committed the pending install of lazy 1.0 -> 2.0" in done.stdout, describe_proc(done)
     assert hook_present(venv) == [] and pending_ids(venv) == []
     assert venv.run("-S", "-c", code).stdout.strip() == "2.0"
+
+
+def test_discard_pending_of_the_running_environment(make_venv, tmp_path: Path) -> None:
+    venv = make_venv()
+    install_now(venv, lazy_wheel(tmp_path / "w1", "1.0"))
+    ia_run(venv, "install", "--no-index", "--no-deps", "--defer", "-q",
+           lazy_wheel(tmp_path / "w2", "2.0"))
+    done = ia_run(venv, "discard-pending", venv.site_packages)
+    assert "dropped the pending install of lazy 1.0 -> 2.0" in done.stdout, describe_proc(done)
+    assert hook_present(venv) == [] and pending_ids(venv) == []
+    assert versions(venv).stdout.split() == ["1.0", "1.0"]
+    assert leftovers(venv.site_packages) == []
 
 
 def defer_into(venv: Venv, target: Path, wheel: Path) -> str:

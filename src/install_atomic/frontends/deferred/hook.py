@@ -16,7 +16,9 @@ nothing):
 and the program starts), never raises (a failure is one line on standard
 error, and the reason is kept for ``install-atomic status``), does nothing
 where the user may not write, and removes the hook files once nothing is
-pending.  ``python -S`` (no ``site``) and embedded interpreters that skip
+pending.  It does nothing in an interpreter that starts ``install-atomic``
+itself (``status`` shows what is pending, ``discard-pending`` drops it) or
+when ``INSTALL_ATOMIC_COMMIT_AT_START=0``.  ``python -S`` (no ``site``) and embedded interpreters that skip
 ``site`` run no hook: the install stays pending until an interpreter that
 runs it starts, ``install-atomic commit-pending``, or the next install.
 """
@@ -80,12 +82,38 @@ def _hooked_directories() -> list[str]:
     return seen
 
 
+#: Set to ``0`` to start interpreters without committing anything (to look at a
+#: pending install, say); ``install-atomic`` itself always starts so.
+DISABLE = "INSTALL_ATOMIC_COMMIT_AT_START"
+
+
+def _starting_install_atomic() -> bool:
+    """True if this interpreter starts install-atomic's command line, which deals with
+    pending installs itself (``status`` shows them, ``discard-pending`` drops them)."""
+    argv = list(getattr(sys, "orig_argv", None) or sys.argv)
+    i = 1
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "-m":
+            return argv[i + 1:i + 2] == ["install_atomic"]
+        if arg in ("-X", "-W"):  # options that take a value
+            i += 2
+            continue
+        if arg in ("-c", "-") or not arg.startswith("-"):
+            # the program: a script, or the console script install-atomic
+            return os.path.basename(arg).startswith("install-atomic")
+        i += 1
+    return False
+
+
 def run(directory: str | None = None) -> None:
     """Commit what is pending in *directory* (default: every directory on ``sys.path``
     holding the hook, as a PEP 829 entry point is called without arguments).
 
     Never raises and never waits: see the module docstring.
     """
+    if os.environ.get(DISABLE) == "0" or _starting_install_atomic():
+        return
     try:
         directories = [directory] if directory else _hooked_directories()
         for d in directories:
