@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import pkgutil
+import shutil
 import signal
 import subprocess
 import textwrap
@@ -129,6 +130,40 @@ def test_api_defers_while_the_old_version_is_loaded(
     assert hook_present(venv) == [] and pending_ids(venv) == []
     assert leftovers(venv.site_packages) == []
     assert "nothing pending" in ia_run(venv, "commit-pending", venv.site_packages).stdout
+
+
+FORKER = textwrap.dedent("""\
+    import os, sys, warnings
+    import lazy
+    import install_atomic
+    warnings.simplefilter("ignore")
+    assert install_atomic.install(sys.argv[1], no_index=True, no_deps=True).deferred
+    if os.fork() == 0:  # the child shares the parent's modules: it holds the install too
+        sys.stdin.readline()
+        os._exit(0)
+    print("forked", flush=True)  # and the parent exits
+""")
+
+
+def test_a_forked_child_holds_the_pending_install_too(make_venv, tmp_path: Path) -> None:
+    venv = make_venv()
+    install_now(venv, lazy_wheel(tmp_path / "w1", "1.0"))
+    script = tmp_path / "forker.py"
+    script.write_text(FORKER, encoding="utf-8")
+    proc = subprocess.Popen([venv.python, script, lazy_wheel(tmp_path / "w2", "2.0")],
+                            cwd=venv.root, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    assert proc.stdout.readline() == "forked\n"
+    assert proc.wait(timeout=300) == 0  # the parent is gone, its child lives on
+    held = versions(venv)
+    assert held.stdout.split() == ["1.0", "1.0"] and not held.stderr, describe_proc(held)
+    proc.stdin.write("\n")
+    proc.stdin.close()
+    assert proc.stdout.read() == ""  # end of file: the child has exited
+    proc.stdout.close()
+    assert versions(venv).stdout.split() == ["2.0", "2.0"]
+    assert pending_ids(venv) == [] and hook_present(venv) == []
 
 
 def test_api_commits_at_once_when_nothing_old_is_loaded(make_venv, tmp_path: Path) -> None:
@@ -395,3 +430,48 @@ def test_sigkill_during_a_commit_at_start_then_another_start(
                   "--format", "json"]).stdout
     assert {d["name"]: d["version"] for d in json.loads(listed)}["lazy"] == \
         again.stdout.split()[0]
+
+
+def find_python(version: str) -> str | None:
+    """An interpreter of *version* (X.Y): on PATH, or one pyenv knows; None if none."""
+    candidates = []
+    found = shutil.which(f"python{version}")
+    if found:
+        candidates.append(found)
+    if shutil.which("pyenv"):
+        bare = subprocess.run(["pyenv", "versions", "--bare"], capture_output=True, text=True)
+        for name in bare.stdout.split():
+            if name == version or name.startswith(version + "."):
+                prefix = subprocess.run(["pyenv", "prefix", name], capture_output=True,
+                                        text=True).stdout.strip()
+                candidates.append(os.path.join(prefix, "bin", f"python{version}"))
+    for candidate in candidates:
+        probe = subprocess.run([candidate, "-c", "import sys; print(sys.executable)"],
+                               capture_output=True, text=True)
+        if probe.returncode == 0:
+            return probe.stdout.strip()
+    return None
+
+
+@pytest.mark.parametrize("version", ["3.9", "3.10", "3.12", "3.13"])
+def test_the_hook_commits_on_other_pythons(version: str, toolsets, tmp_path: Path) -> None:
+    """install-atomic installed (with the dependencies pip picks for that Python) into a
+    venv of another Python; a deferred install there is committed by its next start."""
+    python = find_python(version)
+    if python is None:
+        pytest.skip(f"no Python {version} on this machine")
+    wheel = next((toolsets["newest"].path.parent / "wheelhouse").glob("install_atomic-*.whl"))
+    root = tmp_path / f"venv{version}"
+    run([python, "-m", "venv", root], timeout=300)
+    py = root / "bin" / "python"
+    run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", wheel], timeout=600)
+    ia = [py, "-m", "install_atomic", "install", "--no-index", "--no-deps", "-q"]
+    run([*ia, lazy_wheel(tmp_path / "w1", "1.0")], timeout=600)
+    run([*ia, "--defer", lazy_wheel(tmp_path / "w2", "2.0")], timeout=600)
+    site = Path(run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                    env={"INSTALL_ATOMIC_COMMIT_AT_START": "0"}).stdout.strip())
+    assert [p for p in HOOK_FILES if (site / p).exists()] == HOOK_FILES
+    started = run([py, "-c", "import lazy; print(lazy.VERSION, lazy.later())"], cwd=root)
+    assert started.stdout.split() == ["2.0", "2.0"] and not started.stderr, started.stderr
+    assert not [p for p in HOOK_FILES if (site / p).exists()]
+    assert leftovers(site) == []

@@ -90,7 +90,7 @@ DISABLE = "INSTALL_ATOMIC_COMMIT_AT_START"
 def _starting_install_atomic() -> bool:
     """True if this interpreter starts install-atomic's command line, which deals with
     pending installs itself (``status`` shows them, ``discard-pending`` drops them)."""
-    argv = list(getattr(sys, "orig_argv", None) or sys.argv)
+    argv: list[str] = list(getattr(sys, "orig_argv", None) or sys.argv)
     i = 1
     while i < len(argv):
         arg = argv[i]
