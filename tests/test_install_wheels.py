@@ -253,7 +253,9 @@ def test_dry_run_changes_nothing_then_the_report_of_the_real_run(
                       "pyflakes==3.2.0")
     assert tree_digest(venv.root) == before
     site = venv.site_packages
-    planned = set(re.findall(r"^would (add|swap|remove)\s+(\S+)", proc.stdout, re.M))
+    # With --report -, standard output is the JSON alone; the progress and the plan
+    # go to standard error.
+    planned = set(re.findall(r"^would (add|swap|remove)\s+(\S+)", proc.stderr, re.M))
     assert planned == {
         ("swap", str(site / "six.py")),
         ("swap", str(site / "__pycache__")),
@@ -262,9 +264,9 @@ def test_dry_run_changes_nothing_then_the_report_of_the_real_run(
         ("add", str(site / "pyflakes")),
         ("add", str(site / "pyflakes-3.2.0.dist-info")),
         ("add", str(venv.bin / "pyflakes")),
-    }, proc.stdout
-    assert re.search(r"^dry run: 7 renames planned, nothing changed$", proc.stdout, re.M)
-    doc = json.loads(proc.stdout[proc.stdout.index("{\n"):])
+    }, proc.stderr
+    assert re.search(r"^dry run: 7 renames planned, nothing changed$", proc.stderr, re.M)
+    doc = json.loads(proc.stdout)
     assert doc["dry_run"] is True
     assert len(doc["added"]) + len(doc["swapped"]) + len(doc["removed"]) == 7
     assert pip_list(venv) == {"six": "1.16.0"}

@@ -104,7 +104,8 @@ class Outcome:
 
 def install(opts: InstallOptions) -> Outcome:
     """Resolve, stage, check and commit; raise InstallAtomicError on any failure."""
-    progress = Progress(quiet=opts.quiet, verbose=opts.verbose)
+    progress = Progress(quiet=opts.quiet, verbose=opts.verbose,
+                        stdout_free=opts.report == "-")
     python = target.interpreter_of(opts.python) if opts.python else None
     tgt = target.probe(python, user=opts.user, prefix=opts.prefix, root=opts.root,
                        target_dir=opts.target_dir)

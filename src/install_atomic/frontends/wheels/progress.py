@@ -5,7 +5,8 @@ compiling, checking, committing) replaces the previous one on a single status
 line of standard error, and the summary line stays.  When standard error is
 not a terminal the phases are plain lines on standard output, nothing
 decorative; ``-q`` keeps only warnings and errors, ``-v`` keeps every phase
-line even on a terminal.
+line even on a terminal.  With ``--report -`` (the report on standard output)
+every line goes to standard error, so that standard output is the JSON alone.
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ from typing import TextIO
 
 
 class Progress:
-    def __init__(self, *, quiet: int = 0, verbose: int = 0, stream: TextIO | None = None) -> None:
+    def __init__(self, *, quiet: int = 0, verbose: int = 0, stream: TextIO | None = None,
+                 stdout_free: bool = False) -> None:
         self.quiet = quiet
         self.verbose = verbose
         self.stream = stream or sys.stderr
+        #: Where plain lines go: standard output, or standard error when standard output
+        #: is kept for something else (``--report -``).
+        self.out: TextIO | None = sys.stderr if stdout_free else None
         self.live = (not quiet and not verbose and hasattr(self.stream, "isatty")
                      and self.stream.isatty())
         self.started = time.monotonic()
@@ -45,14 +50,14 @@ class Progress:
             self.stream.flush()
             self._shown = True
         else:
-            print(f"install-atomic: {counter}{text}", flush=True)
+            print(f"install-atomic: {counter}{text}", file=self.out, flush=True)
 
     def say(self, text: str) -> None:
         """A line worth keeping (a planned step with --dry-run, say)."""
         if self.quiet:
             return
         self._clear()
-        print(text, flush=True)
+        print(text, file=self.out, flush=True)
 
     def warn(self, text: str) -> None:
         self._clear()
@@ -63,7 +68,7 @@ class Progress:
             return
         self._clear()
         print(f"install-atomic: {text} ({time.monotonic() - self.started:.1f}s in all)",
-              flush=True)
+              file=self.out, flush=True)
 
     def done(self) -> None:
         self._clear()
