@@ -19,7 +19,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = ("readers", "swap_window", "kill", "loaded_extension", "install_time",
-              "concurrent_installs", "install_set", "kill_set", "merge")
+              "concurrent_installs", "install_set", "kill_set", "merge", "startup_hook")
 
 
 def main() -> int:

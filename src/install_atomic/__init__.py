@@ -9,7 +9,9 @@ access so that importing the engine never imports setuptools.  :func:`install` a
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: the start-up hook imports this
+    from typing import Any
 
 __version__ = "0.1.0"
 

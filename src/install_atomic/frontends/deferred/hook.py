@@ -16,16 +16,18 @@ nothing):
 and the program starts), never raises (a failure is one line on standard
 error, and the reason is kept for ``install-atomic status``), does nothing
 where the user may not write, and removes the hook files once nothing is
-pending.  It does nothing in an interpreter that starts ``install-atomic``
-itself (``status`` shows what is pending, ``discard-pending`` drops it) or
-when ``INSTALL_ATOMIC_COMMIT_AT_START=0``.  ``python -S`` (no ``site``) and embedded interpreters that skip
-``site`` run no hook: the install stays pending until an interpreter that
+pending.  While every pending install is held by the live process that
+deferred it, it checks that with ``os`` and ``fcntl`` alone and
+imports nothing of the engine.  It does nothing in an interpreter that
+starts ``install-atomic`` itself (``status`` shows what is pending,
+``discard-pending`` drops it) or when ``INSTALL_ATOMIC_COMMIT_AT_START=0``.
+``python -S`` (no ``site``) and embedded interpreters that skip ``site`` run
+no hook: the install stays pending until an interpreter that
 runs it starts, ``install-atomic commit-pending``, or the next install.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 
@@ -68,8 +70,10 @@ def remove(directory: str) -> None:
     """Remove the hook files from *directory*; call with its lock held and nothing
     pending there."""
     for path in hook_paths(directory):
-        with contextlib.suppress(FileNotFoundError):
+        try:  # no contextlib here: see _all_held
             os.unlink(path)
+        except FileNotFoundError:
+            continue
 
 
 def _hooked_directories() -> list[str]:
@@ -124,8 +128,60 @@ def run(directory: str | None = None) -> None:
 
 
 def _warn(message: str) -> None:
-    with contextlib.suppress(Exception):
-        sys.stderr.write(message.replace("\n", " ") + "\n")
+    stream = sys.stderr
+    if stream is None:  # an embedded interpreter may have none
+        return
+    try:
+        stream.write(message.replace("\n", " ") + "\n")
+    except (OSError, ValueError):  # closed or broken: nothing to tell
+        return
+
+
+_PRIVATE = ".install-atomic-"
+_OWNER = ".install-atomic-owner"
+
+
+def _all_held(directory: str) -> bool:
+    """True if the installs pending in *directory* are all held by live processes (the
+    ones that deferred them), so that there is nothing to do: the usual case while a
+    program that deferred an install runs.  Checked with ``os`` and ``fcntl`` alone,
+    before anything else is imported: every staging directory here (a pending
+    install's primary stage lies in its library directory) must have its owner file
+    locked.  Any doubt (no staging directory, an unlocked or unreadable one, an
+    interrupted commit's journal) answers False: the full path decides, and removes
+    what is abandoned."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return False
+    private = [n for n in names if n.startswith(_PRIVATE)]
+    if not any(n.endswith(".pending") for n in private) or any(
+            n.endswith(".journal") for n in private):
+        return False
+    stages = [n for n in private if "." not in n[len(_PRIVATE):]]
+    return bool(stages) and all(
+        _locked(os.path.join(directory, n, _OWNER)) for n in stages)
+
+
+def _locked(path: str) -> bool:
+    """True if another process holds the ``flock`` of *path* (never waits, never follows
+    a symbolic link, never blocks on a FIFO)."""
+    import fcntl
+
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return False
 
 
 #: Directories this process has already run the hook for: ``site`` may process one
@@ -140,6 +196,8 @@ def _run_in(directory: str) -> None:
     _DONE.add(real)
     if not os.access(directory, os.W_OK | os.X_OK):
         return  # another user's environment: its owner's next start commits it
+    if _all_held(directory):
+        return  # every pending install waits for its process: import nothing more
     # Imported only now: with nothing pending there is no hook, so this never runs.
     from install_atomic.errors import LockTimeout
     from install_atomic.frontends.deferred import commits
