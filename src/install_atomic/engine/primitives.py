@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno
 import os
 import platform
@@ -32,11 +31,18 @@ _AT_FDCWD = -100
 _SYSCALL_RENAMEAT2 = {"x86_64": 316, "aarch64": 276, "i686": 353, "armv7l": 382, "ppc64le": 357}
 
 
+def _libc() -> ctypes.CDLL:
+    """The C library, as linked into this interpreter: ``dlopen(NULL)`` finds its symbols
+    without ``ctypes.util.find_library``, which runs ``ldconfig`` (and maybe ``gcc``) in a
+    child process each time."""
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def _load_renameat2() -> Callable[[str, str, int], None] | None:
     """Return a ``renameat2(old, new, flags)`` wrapper, or None where there is none."""
     platform_name: str = sys.platform
     if platform_name.startswith("linux"):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        libc = _libc()
         func: Any = getattr(libc, "renameat2", None)
         if func is not None:
             func.argtypes = [
@@ -226,8 +232,7 @@ def _load_syncfs() -> Callable[[int], None] | None:
     platform_name: str = sys.platform
     if not platform_name.startswith("linux"):
         return None
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    func: Any = getattr(libc, "syncfs", None)
+    func: Any = getattr(_libc(), "syncfs", None)
     if func is None:
         return None
     func.argtypes = [ctypes.c_int]
