@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Venv, describe_proc, ia_run, leftovers, make_wheel, run
+from helpers import Venv, describe_proc, ia_run, leftovers, make_project, make_wheel, run
 from install_atomic.frontends.deferred import hook
 
 pytestmark = pytest.mark.slow
@@ -475,3 +475,18 @@ def test_the_hook_commits_on_other_pythons(version: str, toolsets, tmp_path: Pat
     assert started.stdout.split() == ["2.0", "2.0"] and not started.stderr, started.stderr
     assert not [p for p in HOOK_FILES if (site / p).exists()]
     assert leftovers(site) == []
+
+
+def test_setup_py_install_atomic_commits_what_is_pending_first(
+        make_venv, tmp_path: Path) -> None:
+    venv = make_venv()
+    install_now(venv, lazy_wheel(tmp_path / "w1", "1.0"))
+    ia_run(venv, "install", "--no-index", "--no-deps", "--defer", "-q",
+           lazy_wheel(tmp_path / "w2", "2.0"))
+    project = make_project("module", tmp_path / "projects")
+    # No commit at the interpreter's start: the command itself must do it.
+    proc = venv.setup_py(project, "install_atomic",
+                         env={"INSTALL_ATOMIC_COMMIT_AT_START": "0"})
+    assert "committed the pending install of lazy 1.0 -> 2.0" in proc.stdout, describe_proc(proc)
+    assert pending_ids(venv) == [] and hook_present(venv) == []
+    assert versions(venv).stdout.split() == ["2.0", "2.0"]

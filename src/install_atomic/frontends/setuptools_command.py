@@ -42,6 +42,7 @@ from install_atomic.engine.ownership import ROOTS_FILE
 from install_atomic.engine.plan import check_inside
 from install_atomic.engine.transaction import DEFAULT_LOCK_TIMEOUT, Transaction
 from install_atomic.errors import InstallAtomicError
+from install_atomic.frontends.deferred import commits
 
 _ACTIVE = "_install_atomic_active"
 #: Where the install directories a project does not use point (inside the lib stage).
@@ -236,6 +237,12 @@ class _AtomicInstallMixin:
             log=print,
         )
         self._check_data_files(final["data"])  # before anything is created
+        if not self.dry_run:  # the next install into a destination commits what waits there
+            for done in commits.commit_all(final["lib"], lock_timeout=self.lock_timeout,
+                                           log=print, warn=print):
+                if done.outcome in ("held", "failed"):
+                    print(f"install_atomic: the pending install of {done.record.description}"
+                          f" stays pending: {done.detail}")
         with txn:
             stage_lib = txn.stage(final["lib"])
             self.install_lib = stage_lib
