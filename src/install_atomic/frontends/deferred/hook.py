@@ -57,11 +57,17 @@ def hook_paths(directory: str) -> list[str]:
 
 
 def install(directory: str) -> None:
-    """Write the hook files into *directory* (a site-packages), durably."""
+    """Write the hook files into *directory* (a site-packages), durably; call with its
+    lock held."""
+    from install_atomic.engine import trust
     from install_atomic.engine.primitives import write_durably
 
     code = _PTH_CODE.format(directory=directory)
     pth, start = hook_paths(directory)
+    for path in (pth, start):
+        # A temporary name of ours left by a killed deferral would make the write fail.
+        if os.path.lexists(path + ".tmp") and trust.distrust_path(path + ".tmp", "file") is None:
+            os.unlink(path + ".tmp")
     write_durably(pth, _PTH_LINE.format(code=code).encode())
     write_durably(start, (ENTRY_POINT + "\n").encode())
 
