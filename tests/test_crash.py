@@ -67,6 +67,7 @@ if _EVENTS or _KILL or _PAUSE:
 
     from install_atomic.engine import journal as _journal
     from install_atomic.engine import locking as _locking
+    from install_atomic.engine import primitives as _primitives
     from install_atomic.engine import steps as _steps
 
     def _event(what):
@@ -126,17 +127,18 @@ if _EVENTS or _KILL or _PAUSE:
     _journal.Journal.remove = _remove
 
     class _Os:
-        """The journal module's ``os``, with a point before the temporary file's rename."""
+        """The ``os`` of the module writing the journal (``primitives.write_durably``), with
+        a point before the journal's temporary file is renamed into place."""
 
         def __getattr__(self, name):
             return getattr(os, name)
 
         def replace(self, src, dst):
-            if str(src).endswith(".tmp"):
+            if str(src).endswith(".journal.tmp"):
                 _point("journal-tmp")
             return os.replace(src, dst)
 
-    _journal.os = _Os()
+    _primitives.os = _Os()
     _event("start")
 '''
 

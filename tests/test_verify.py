@@ -377,6 +377,32 @@ def test_import_check_dies_with_the_installer(stage: Path, tmp_path: Path) -> No
         kill_all(procs)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_sigkill_of_the_installer_kills_what_its_command_started(
+        stage: Path, tmp_path: Path) -> None:
+    """The installer is SIGKILLed while a --verify-command's shell waits for a process it
+    started in the background: the kernel kills the shell (its direct child), the
+    guard the rest of its process group, and the guard exits: nothing is left."""
+    pidfile = tmp_path / "child.pid"
+    token = f"ia-test-{uuid.uuid4().hex}"
+    harness = _harness(tmp_path, "command", str(stage), str(tmp_path / "site"),
+                       f"{_background(token, pidfile)}; wait")
+    procs: list[Proc] = []
+    try:
+        _wait_for_file(pidfile, harness)
+        procs = _procs(descendants(harness.pid))
+        cmds = b"\n".join(p.cmd for p in procs)
+        assert token.encode() in cmds and b"install-atomic guard" in cmds, cmds
+        harness.kill()
+        harness.communicate(timeout=WAIT)
+        left = survivors(procs)
+        assert not left, "processes outlived the installer:\n" + "\n".join(map(str, left))
+    finally:
+        harness.kill()
+        harness.wait()
+        kill_all(procs + running(token.encode()))
+
+
 # --------------------------------------------------------------------------- what is checked
 
 

@@ -8,21 +8,26 @@ moment the installer dies (``prctl(PR_SET_PDEATHSIG)`` on Linux, set between
 parent), and with its whole process group killed on a timeout, on any
 exception while waiting (Ctrl-C), and once it has exited.
 
-The limits: the kernel's signal reaches only the direct child; when the
-installer itself is killed by ``SIGKILL``, the grandchildren (a build
-backend pip started, say) survive it unless they exit when their parent
-does.  Processes that leave the process group (``setsid``, daemons) are
-never tracked.
+The kernel's signal reaches only the direct child.  The grandchildren (a
+build backend pip started, say) are in the child's process group, which a
+guard kills when the installer dies, even by ``SIGKILL``: the first child
+started also starts the guard, a small interpreter of its own that reads the
+groups to kill from a pipe only the installer writes to, and kills them when
+that pipe ends (the installer is gone, however it went), then exits.
+Processes that leave the process group (``setsid``, daemons) are never
+tracked.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -54,6 +59,7 @@ def run_in_own_group(
         start_new_session=True,
         preexec_fn=die_with_parent(),
     )
+    _tell_guard(f"+{proc.pid}\n")
     try:
         try:
             stdout, stderr = _communicate(proc, timeout)
@@ -98,6 +104,67 @@ def _communicate(proc: subprocess.Popen[str], timeout: float | None) -> tuple[st
 def kill_group(pgid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
+    _tell_guard(f"-{pgid}\n")
+
+
+#: The guard: reads "+PGID" / "-PGID" lines; at the end of its input (this process is
+#: gone, or closed the pipe at exit) it kills every group still listed, then exits.
+_GUARD = r"""
+import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the installer's to handle
+groups = set()
+for line in sys.stdin:
+    pgid = int(line[1:])
+    if line[0] == "+":
+        groups.add(pgid)
+    else:
+        groups.discard(pgid)
+for pgid in groups:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+"""
+_guard: subprocess.Popen[str] | None = None
+_guard_pid = 0  # the process that started the guard (a forked child did not)
+_guard_lock = threading.Lock()
+
+
+def _stop_guard() -> None:
+    """At exit: end the guard's input and wait for it (it has nothing left to kill)."""
+    guard = _guard
+    if guard is None or os.getpid() != _guard_pid:
+        return
+    with contextlib.suppress(OSError, ValueError, subprocess.TimeoutExpired):
+        if guard.stdin is not None:
+            guard.stdin.close()
+        guard.wait(timeout=60)
+
+
+def _tell_guard(line: str) -> None:
+    """Send *line* to the guard, starting it first if needed (see the module docstring).
+    Without a guard (it could not start, or died), children are still killed by every
+    other means."""
+    global _guard, _guard_pid
+    with _guard_lock:
+        try:
+            if _guard is None or _guard.poll() is not None or _guard_pid != os.getpid():
+                if line.startswith("-"):
+                    return
+                if _guard is None:
+                    atexit.register(_stop_guard)
+                _guard_pid = os.getpid()
+                _guard = subprocess.Popen(
+                    [sys.executable, "-I", "-S", "-c", _GUARD, "install-atomic guard"],
+                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL, text=True, close_fds=True,
+                    start_new_session=True,
+                )
+            assert _guard.stdin is not None
+            _guard.stdin.write(line)
+            _guard.stdin.flush()
+        except (OSError, ValueError):
+            _guard = None
 
 
 def die_with_parent() -> Callable[[], None] | None:
