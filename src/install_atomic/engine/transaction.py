@@ -79,6 +79,13 @@ class CommitResult:
     dry_run: bool = False
 
 
+def _advice(exc: OSError, path: str) -> str:
+    """What to do after *exc*, which a filesystem call on *path* raised."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"free space on the filesystem of {path} and run it again."
+    return "fix the cause and run it again."
+
+
 class Transaction:
     """One atomic install of one distribution (*project*), or of several (a sequence
     of names), into one environment.
@@ -242,7 +249,7 @@ class Transaction:
                 reason = exc.strerror or str(exc)
             raise StagingError(
                 f"cannot copy the new version onto the filesystem mounted at {directory}:"
-                f" {reason}. Nothing was changed. Free space there and run the install again.",
+                f" {reason}. Nothing was changed. Free space there and run it again.",
                 directory,
             ) from exc
         return target
@@ -269,7 +276,7 @@ class Transaction:
                 path = exc.filename or self.primary
                 raise CommitError(
                     f"could not flush the staged files to disk: {exc.strerror} ({path})."
-                    " Nothing was changed; fix the cause and run the install again.",
+                    f" Nothing was changed; {_advice(exc, path)}",
                     path,
                     rolled_back=True,
                 ) from exc
@@ -305,7 +312,7 @@ class Transaction:
                 path = exc.filename or self.primary
                 raise CommitError(
                     f"could not prepare the commit: {exc.strerror} ({path}). Nothing was"
-                    " changed; fix the cause and run the install again.",
+                    f" changed; {_advice(exc, path)}",
                     path,
                     rolled_back=True,
                 ) from exc
@@ -605,7 +612,7 @@ class Transaction:
         if not isinstance(exc, OSError):
             return
         path = exc.filename or failed.dest
-        advice = "fix the cause and run the install again."
+        advice = _advice(exc, path)
         if exc.errno == errno.EXDEV:
             advice = (
                 "the directory cannot be renamed in place: it most likely comes from a"
