@@ -352,3 +352,157 @@ def test_sweep_removes_only_bytecode_left_at_finished_backup_names(tmp_path: Pat
     removed = sweep_resurrected([str(d)], layout, layout.site_packages)
     assert removed == [str(resurrected)]
     assert real_backup.exists() and journaled.exists()
+
+
+# -- files changed since the merge that installed them ----------------------------------
+
+
+def _changed(warnings: list[str]) -> list[str]:
+    return [w for w in warnings if "changed since" in w]
+
+
+def test_manifest_records_each_file_as_installed(tmp_path: Path, prefix: Path) -> None:
+    staged = write_tree(tmp_path / "v1", {"include/a.h": "a\n", "lib/liba.so": "-> liba.so.1",
+                                          "lib/liba.so.1": "elf\n"})
+    _merge(staged, prefix, manifest=str(prefix / "var/a-1.json"))
+    data = json.loads((prefix / "var/a-1.json").read_text())
+    st = os.lstat(prefix / "include/a.h")
+    assert data["identity"]["include/a.h"] == [st.st_size, st.st_mtime_ns]
+    assert data["identity"]["lib/liba.so"] == "liba.so.1"
+    assert sorted(data["identity"]) == data["files"]
+
+
+def test_replacing_or_removing_a_file_changed_since_its_merge_warns(
+        tmp_path: Path, prefix: Path) -> None:
+    m1, m2 = prefix / "var/a-1.json", prefix / "var/a-2.json"
+    v1 = {"include/a.h": "a1\n", "include/same.h": "s1\n", "include/gone.h": "g1\n",
+          "include/kept.h": "k1\n", "lib/liba.so": "-> liba.so.1"}
+    v2 = {"include/a.h": "a2\n", "include/same.h": "s2\n", "include/kept.h": "k2\n",
+          "lib/liba.so": "-> liba.so.2"}
+    _merge(write_tree(tmp_path / "v1", v1), prefix, manifest=str(m1))
+    # Someone writes into the prefix after that merge: a new size, the same size with
+    # another mtime, a file the upgrade drops, a link re-pointed.
+    (prefix / "include/a.h").write_text("edited by hand\n")
+    st = os.stat(prefix / "include/same.h")
+    (prefix / "include/same.h").write_text("S1\n")
+    os.utime(prefix / "include/same.h", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    (prefix / "include/gone.h").write_text("g1, patched\n")
+    os.unlink(prefix / "lib/liba.so")
+    os.symlink("liba.so.0", prefix / "lib/liba.so")
+    warnings = _merge(write_tree(tmp_path / "v2", v2), prefix, manifest=str(m2),
+                      replace=str(m1))
+    changed = _changed(warnings)
+    for rel, verb in [("include/a.h", "replacing"), ("include/same.h", "replacing"),
+                      ("include/gone.h", "removing"), ("lib/liba.so", "replacing")]:
+        assert [w for w in changed if f"{prefix / rel} changed since {m1}" in w
+                and w.endswith(f"{verb} it")], (rel, warnings)
+    assert len(changed) == 4, warnings  # include/kept.h was left as merged: no warning
+    assert (prefix / "include/a.h").read_text() == "a2\n"
+    assert not (prefix / "include/gone.h").exists() and not private(prefix)
+
+
+def test_no_change_no_warning_and_another_manifests_file(tmp_path: Path, prefix: Path) -> None:
+    m = prefix / "var/lib/pkgs"
+    _merge(write_tree(tmp_path / "o", {"include/shared.h": "o\n", "include/o.h": "o\n"}),
+           prefix, manifest=str(m / "other.json"))
+    _merge(write_tree(tmp_path / "v1", {"include/a.h": "1\n"}), prefix,
+           manifest=str(m / "a-1.json"))
+    # An untouched upgrade that also replaces another manifest's (untouched) file.
+    warnings = _merge(write_tree(tmp_path / "v2", {"include/a.h": "2\n",
+                                                   "include/shared.h": "a\n"}),
+                      prefix, manifest=str(m / "a-2.json"), replace=str(m / "a-1.json"))
+    assert not _changed(warnings), warnings
+    assert any("shared.h" in w for w in warnings)  # the ownership warning, as before
+    # The other package's file, changed since its merge and replaced now: both warnings.
+    (prefix / "include/o.h").write_text("patched\n")
+    warnings = _merge(write_tree(tmp_path / "v3", {"include/a.h": "3\n", "include/o.h": "a\n"}),
+                      prefix, manifest=str(m / "a-3.json"), replace=str(m / "a-2.json"))
+    assert [w for w in _changed(warnings)
+            if f"{prefix / 'include/o.h'} changed since {m / 'other.json'}" in w], warnings
+    assert len(_changed(warnings)) == 1, warnings
+
+
+def test_a_manifest_without_identities_is_not_checked(tmp_path: Path, prefix: Path) -> None:
+    m1 = prefix / "var/a-1.json"
+    _merge(write_tree(tmp_path / "v1", {"include/a.h": "1\n"}), prefix, manifest=str(m1))
+    data = json.loads(m1.read_text())
+    del data["identity"]  # as written before identities existed
+    m1.write_text(json.dumps(data))
+    (prefix / "include/a.h").write_text("edited\n")
+    warnings = _merge(write_tree(tmp_path / "v2", {"include/a.h": "2\n"}), prefix,
+                      manifest=str(prefix / "var/a-2.json"), replace=str(m1))
+    assert not _changed(warnings), warnings
+
+
+# -- the lock follows the prefix's Python ------------------------------------------------
+
+
+def _other_python() -> str:
+    """``pythonX.Y`` of a version that is not the running interpreter's."""
+    return f"python{sys.version_info[0]}.{sys.version_info[1] + 1}"
+
+
+def test_layout_locks_the_site_packages_the_prefix_has(tmp_path: Path) -> None:
+    from install_atomic.engine import locking
+
+    other = tmp_path / "prefix" / "lib" / _other_python() / "site-packages"
+    other.mkdir(parents=True)
+    layout = Layout.of(str(tmp_path / "prefix"))
+    assert layout.site_packages == str(other)
+    assert layout.lock_path == locking.lock_path_for(str(other), detached=True)
+    assert str(other) in layout.stops(layout.site_packages)
+
+
+def test_layout_choice_is_deterministic(tmp_path: Path) -> None:
+    from install_atomic.frontends.merge.layout import choose_site_packages
+
+    p = tmp_path / "p"
+    for rel in ("lib/python3.9/site-packages", "lib/python3.12/dist-packages",
+                "lib64/python3.12/site-packages", "lib/python3/dist-packages",
+                "lib/python-support/site-packages"):
+        (p / rel).mkdir(parents=True)
+    # the newest version first, then site-packages over dist-packages, then lib over lib64
+    assert choose_site_packages(str(p)) == str(p / "lib64/python3.12/site-packages")
+    (p / "lib/python3.12/site-packages").mkdir()
+    assert choose_site_packages(str(p)) == str(p / "lib/python3.12/site-packages")
+    # a staged tree bringing a newer Python's site-packages moves the choice there
+    staged = tmp_path / "staged"
+    (staged / "lib/python3.13/site-packages/pkg").mkdir(parents=True)
+    assert choose_site_packages(str(p), [str(staged)]) == str(
+        p / "lib/python3.13/site-packages")
+    # a symlinked lib is not followed; a prefix without candidates: the running Python's
+    empty = tmp_path / "empty"
+    (empty / "lib64").mkdir(parents=True)
+    os.symlink(p / "lib", empty / "lib")
+    assert choose_site_packages(str(empty)) == os.path.join(
+        str(empty), "lib", f"python{sys.version_info[0]}.{sys.version_info[1]}",
+        "site-packages")
+
+
+def test_merge_takes_the_lock_of_the_prefixs_python(tmp_path: Path) -> None:
+    from install_atomic.engine import locking
+    from install_atomic.errors import LockTimeout
+
+    prefix = tmp_path / "prefix"
+    # The staged tree brings the other Python's site-packages into an empty prefix.
+    site_rel = f"lib/{_other_python()}/site-packages"
+    staged = write_tree(tmp_path / "d", {f"{site_rel}/mod.py": "x = 1\n", "bin/tool": "t\n"})
+    lock = locking.lock_path_for(str(prefix / site_rel), detached=True)
+    with subprocess.Popen(
+            [sys.executable, "-c", "import sys\nfrom install_atomic.engine import locking\n"
+             "with locking.hold(sys.argv[1], 60):\n print('held', flush=True)\n"
+             " sys.stdin.read()", lock],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env()) as holder:
+        assert holder.stdin is not None and holder.stdout is not None
+        try:
+            assert holder.stdout.readline() == "held\n"
+            before = digest(staged)
+            with pytest.raises(LockTimeout):
+                _merge(staged, prefix, lock_timeout=0.5)
+            assert digest(staged) == before and not private(prefix)
+        finally:
+            holder.stdin.close()
+            holder.wait(timeout=60)
+    _merge(staged, prefix)
+    assert (prefix / site_rel / "mod.py").read_text() == "x = 1\n"
+    assert Layout.of(str(prefix)).lock_path == lock

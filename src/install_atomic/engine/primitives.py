@@ -198,14 +198,15 @@ def fsync_path(path: StrPath) -> None:
         os.close(fd)
 
 
-def write_durably(path: str, data: bytes, mode: int = 0o644) -> None:
+def write_durably(path: str, data: bytes, mode: int = 0o644, tmp: str | None = None) -> None:
     """Replace *path* with *data* so that after a crash it is the old file or the new one,
-    whole: write ``<path>.tmp``, fsync it, rename it over *path*, fsync the directory.
+    whole: write *tmp* (default ``<path>.tmp``), fsync it, rename it over *path*, fsync
+    the directory.
 
     The temporary name is created with ``O_EXCL | O_NOFOLLOW``: a name planted in a
     directory others can write is never followed nor truncated; the write fails instead.
     """
-    tmp = path + ".tmp"
+    tmp = tmp or path + ".tmp"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
         try:

@@ -10,18 +10,19 @@ distributions found in the tree committed as the engine commits them.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from install_atomic.engine import journal as journal_mod
 from install_atomic.engine import locking, recovery, staging
 from install_atomic.engine.journal import Journal
-from install_atomic.engine.ownership import InstalledDistribution, read_manifest, scan
+from install_atomic.engine.ownership import InstalledDistribution, scan
 from install_atomic.engine.plan import PRIVATE_PREFIX, Plan
 from install_atomic.engine.primitives import is_real_dir
 from install_atomic.engine.transaction import (
@@ -94,7 +95,7 @@ def _real(path: str) -> str:
 
 def _read_manifest(path: str, layout: Layout, name: str) -> InstalledDistribution:
     try:
-        dist = read_manifest(path, layout.scheme, name=name)
+        dist = manifest_mod.read(path, layout.scheme, name=name)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise MergeError(f"cannot read the manifest {path}: {exc}. Nothing was changed.",
                          path) from exc
@@ -120,19 +121,79 @@ def _layout_keeper(stops: list[str]) -> InstalledDistribution:
         files=frozenset(os.path.join(s, KEEP) for s in stops), metadata_listed=False)
 
 
-def _owners(layout: Layout, metadata_dir: str, manifest_dirs: list[str],
-            exclude: list[str], old: tuple[str, str] | None,
-            ) -> Callable[[], list[InstalledDistribution]]:
-    def read() -> list[InstalledDistribution]:
-        dists = [_layout_keeper([*layout.stops(metadata_dir), *layout.outside])]
+class _Owners:
+    """The other distributions of a merge's transaction, read under the lock each time
+    the plan is computed: the prefix layout's keeper, the Python distributions of the
+    prefix's library directories, the other manifests, and the replaced manifest
+    (``old``: its path and name).
+
+    Each read also warns, once per path, about the files the merge will replace or
+    remove that changed since the manifest owning them recorded them
+    (:meth:`_warn_changed`): someone wrote them after the merge that installed them.
+    """
+
+    def __init__(self, layout: Layout, metadata_dir: str, manifest_dirs: list[str],
+                 exclude: list[str], old: tuple[str, str] | None, warn: Logger) -> None:
+        self.layout = layout
+        self.metadata_dir = metadata_dir
+        self.manifest_dirs = manifest_dirs
+        self.exclude = exclude
+        self.old = old
+        self.warn = warn
+        #: Final paths of the files the merge installs (set once staged).
+        self.new_files: frozenset[str] = frozenset()
+        self.warned: set[str] = set()
+
+    def __call__(self) -> list[InstalledDistribution]:
+        layout = self.layout
+        dists = [_layout_keeper([*layout.stops(self.metadata_dir), *layout.outside])]
         for lib in library_dirs(layout.prefix):
-            if lib != metadata_dir:
+            if lib != self.metadata_dir:
                 dists += scan(lib, layout.scheme)
-        dists += manifest_mod.others(manifest_dirs, exclude, layout.scheme)
-        if old is not None and os.path.exists(old[0]):
-            dists.append(_read_manifest(old[0], layout, old[1]))
+        others = manifest_mod.others(self.manifest_dirs, self.exclude, layout.scheme)
+        dists += others
+        old = None
+        if self.old is not None and os.path.exists(self.old[0]):
+            old = _read_manifest(self.old[0], layout, self.old[1])
+            dists.append(old)
+        self._warn_changed(old, others)
         return dists
-    return read
+
+    def _warn_changed(self, old: InstalledDistribution | None,
+                      others: list[InstalledDistribution]) -> None:
+        """Compare with what its manifest recorded each file that will be replaced (a
+        file of the old version or of another manifest that the merge installs) or
+        removed (a file of the old version the merge lacks and no other manifest
+        lists): one ``lstat`` per file of the old version, none for another
+        manifest's files unless the merge replaces some."""
+        checks: list[tuple[InstalledDistribution, list[str]]] = []
+        if old is not None and old.files:
+            checks.append((old, sorted(old.files)))
+        for dist in others:
+            hit = sorted(self.new_files & dist.files) if dist.files else []
+            if hit:
+                checks.append((dist, hit))
+        for dist, paths in checks:
+            recorded: dict[str, manifest_mod.Identity] | None = None
+            for path in paths:
+                if path in self.warned:
+                    continue
+                if recorded is None:
+                    recorded = manifest_mod.identities(dist.metadata_path)
+                    if not recorded:
+                        break  # an older manifest: it recorded no identity
+                want = recorded.get(path)
+                now = manifest_mod.current_identity(path) if want is not None else None
+                if want is None or now is None or now == want:
+                    continue
+                replaced = path in self.new_files
+                if not replaced and any(d.files and path in d.files for d in others):
+                    continue  # another manifest lists it: it stays
+                self.warned.add(path)
+                self.warn(
+                    f"install_atomic: warning: {path} changed since {dist.metadata_path}"
+                    f" recorded it (another process wrote it after the merge that installed"
+                    f" it); {'replacing' if replaced else 'removing'} it")
 
 
 def _finish_cleanup(layout: Layout, txn: Transaction, exc: InstallAtomicError,
@@ -235,7 +296,7 @@ def merge(opts: MergeOptions) -> MergeOutcome:
     modes = Modes.parse(opts.mode)
     if not opts.dry_run:
         os.makedirs(opts.prefix, exist_ok=True)
-    layout = Layout.of(opts.prefix)
+    layout = Layout.of(opts.prefix, [source])
     if layout.prefix == source or layout.prefix.startswith(source + os.sep):
         raise MergeError(f"the prefix {layout.prefix} lies inside the staged tree {source}.")
     manifest = _real(opts.manifest) if opts.manifest else None
@@ -243,7 +304,8 @@ def merge(opts: MergeOptions) -> MergeOutcome:
     name = opts.name or (os.path.splitext(os.path.basename(manifest))[0] if manifest
                          else os.path.basename(os.path.normpath(opts.staged)))
     # Python distributions in the staged tree, and those the replaced version listed.
-    staged_files = [os.path.join(d, f) for d, _, fs in os.walk(source) for f in fs]
+    staged_files = [os.path.join(d, f) for d, _, fs in os.walk(source)
+                    if manifest_mod.in_library(d + os.sep) for f in fs]
     staged_dists = manifest_mod.python_distributions(staged_files)
     projects = [name, *staged_dists.values()]
     if replace is not None:
@@ -259,13 +321,14 @@ def merge(opts: MergeOptions) -> MergeOutcome:
         os.makedirs(os.path.dirname(manifest), exist_ok=True)
     manifest_dirs = [os.path.dirname(p) for p in (manifest, replace) if p]
     exclude = [p for p in (manifest, replace) if p]
+    owners = _Owners(layout, metadata_dir, manifest_dirs, exclude,
+                     (replace, name) if replace else None, opts.warn)
     txn = Transaction(
         list(dict.fromkeys(projects)), layout.prefix, lock_timeout=opts.lock_timeout,
         lock_path=layout.lock_path, stops=layout.stops(metadata_dir), strict=opts.strict,
         dry_run=opts.dry_run, durable=opts.durable, log=opts.log, warn=opts.warn,
         metadata_dir=metadata_dir,
-        distributions=_owners(layout, metadata_dir, manifest_dirs, exclude,
-                              (replace, name) if replace else None),
+        distributions=owners,
     )
     with txn:
         stage = txn.stage(layout.prefix)
@@ -277,16 +340,33 @@ def merge(opts: MergeOptions) -> MergeOutcome:
             for _, dest in filler.outside:
                 layout.outside.append(dest)
                 txn.stops.append(dest)
-            files = sorted(set(filler.files()))
-            content = manifest_mod.render(name, opts.version, layout.prefix, files)
+            listed, identity = set(), {}
+            for path, staged, st in filler.entries():
+                listed.add(path)
+                ident = manifest_mod.identity_of(staged, st)
+                if ident is not None:
+                    identity[path] = ident
+            files = sorted(listed)
+            owners.new_files = frozenset(files)
+            content = manifest_mod.render(name, opts.version, layout.prefix, files, identity)
             in_prefix = manifest is not None and manifest.startswith(layout.prefix + os.sep)
             if manifest is not None and in_prefix:
                 staged_manifest = os.path.join(stage, os.path.relpath(manifest, layout.prefix))
                 if os.path.basename(manifest).startswith(PRIVATE_PREFIX):
                     raise MergeError(f"{manifest}: that name is reserved by install-atomic")
-                os.makedirs(os.path.dirname(staged_manifest), exist_ok=True)
-                manifest_mod.write_file(staged_manifest, content,
-                                        modes.wanted(0o100644) or 0o644)
+                try:
+                    os.makedirs(os.path.dirname(staged_manifest), exist_ok=True)
+                    manifest_mod.write_file(staged_manifest, content,
+                                            modes.wanted(0o100644) or 0o644)
+                except OSError as exc:
+                    fix = ("free space on the filesystem of" if exc.errno in (
+                        errno.ENOSPC, errno.EDQUOT) else "fix the cause for")
+                    raise MergeError(
+                        f"cannot write the manifest {manifest} into the staging directory:"
+                        f" {exc.strerror} ({exc.filename or staged_manifest}). Nothing was"
+                        f" changed; {fix} {layout.prefix} and run the merge again.",
+                        manifest,
+                    ) from exc
             started = time.monotonic()
             result = _commit(txn, layout, opts)
             if not opts.dry_run and result.plan.steps:
@@ -348,8 +428,8 @@ def uninstall(
         lock_timeout=lock_timeout, lock_path=layout.lock_path,
         stops=layout.stops(metadata_dir), dry_run=dry_run, log=log, warn=warn,
         metadata_dir=metadata_dir,
-        distributions=_owners(layout, metadata_dir, [os.path.dirname(path)], [path],
-                              (path, name)),
+        distributions=_Owners(layout, metadata_dir, [os.path.dirname(path)], [path],
+                              (path, name), warn),
     )
     with txn:
         result = txn.commit()

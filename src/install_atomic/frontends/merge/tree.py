@@ -24,6 +24,7 @@ import os
 import shutil
 import stat
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from install_atomic.engine.plan import PRIVATE_PREFIX
@@ -156,13 +157,11 @@ class Filler:
         while stack:
             rel = stack.pop()
             here = os.path.join(self.stage, rel) if rel else self.stage
-            for name in sorted(os.listdir(here)):
+            for name in sorted(_real_dirs(here)):
                 if not rel and name.startswith(PRIVATE_PREFIX):
                     continue
                 child = os.path.join(rel, name) if rel else name
                 src = os.path.join(here, name)
-                if not is_real_dir(src):
-                    continue
                 live = os.path.join(self.prefix, child)
                 if not os.path.islink(live):
                     if is_real_dir(live):
@@ -228,11 +227,12 @@ class Filler:
     def _check_replacements(self, stage: str, dest: str) -> None:
         """Refuse a staged file or link where the prefix has a real directory: the
         directory, and whatever others put in it, would be deleted."""
+        live_dirs = _real_dirs(dest)
         for name in sorted(os.listdir(stage)):
             if stage == self.stage and name.startswith(PRIVATE_PREFIX):
                 continue
             src, live = os.path.join(stage, name), os.path.join(dest, name)
-            if not is_real_dir(live):
+            if name not in live_dirs:
                 continue
             if is_real_dir(src):
                 self._check_replacements(src, live)
@@ -245,16 +245,36 @@ class Filler:
     # -- results ----------------------------------------------------------------------
     def files(self) -> Iterator[str]:
         """Final paths of every file and symlink staged (after redirection)."""
+        for path, _staged, _st in self.entries():
+            yield path
+
+    def entries(self) -> Iterator[tuple[str, str, os.stat_result]]:
+        """(final path, staged path, ``lstat``) of every file and symlink staged (after
+        redirection), a symlink to a directory included; one ``scandir`` per directory."""
         roots = [(self.stage, self.prefix), *self.outside]
         for stage, dest in roots:
-            for dirpath, dirnames, filenames in os.walk(stage):
-                if dirpath == stage:
-                    dirnames[:] = [d for d in dirnames if not d.startswith(PRIVATE_PREFIX)]
-                    filenames = [f for f in filenames if not f.startswith(PRIVATE_PREFIX)]
-                links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
-                for name in filenames + links:
-                    rel = os.path.relpath(os.path.join(dirpath, name), stage)
-                    yield os.path.normpath(os.path.join(dest, rel))
+            stack = [(stage, os.path.normpath(dest))]
+            while stack:
+                directory, final = stack.pop()
+                with os.scandir(directory) as listing:
+                    for entry in listing:
+                        if directory == stage and entry.name.startswith(PRIVATE_PREFIX):
+                            continue
+                        target = os.path.join(final, entry.name)
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append((entry.path, target))
+                        else:
+                            yield target, entry.path, entry.stat(follow_symlinks=False)
+
+
+def _real_dirs(directory: str) -> set[str]:
+    """Names of the real directories (not symlinks) in *directory*: one ``scandir``
+    instead of an ``lstat`` per entry; empty when it cannot be listed."""
+    try:
+        with os.scandir(directory) as entries:
+            return {e.name for e in entries if e.is_dir(follow_symlinks=False)}
+    except OSError:
+        return set()
 
 
 def _same(a: str, b: str) -> bool:
@@ -271,33 +291,64 @@ def copy_entry(src: str, dst: str) -> None:
     when running as root.  A failure (ENOSPC) raises :class:`StagingError`."""
     try:
         if is_real_dir(src):
-            shutil.copytree(src, dst, symlinks=True)
+            _copy_tree(src, dst)
         else:
-            shutil.copy2(src, dst, follow_symlinks=False)
-        if os.geteuid() == 0:
-            _copy_owners(src, dst)
+            _copy_one(src, dst)
     except OSError as exc:  # shutil.Error too
         raise StagingError(
             f"cannot copy {src} into the staging directory: {_reason(exc)}. Nothing was"
             " changed in the prefix; free space there and merge again.", dst) from exc
 
 
+#: Threads copying a staged tree's files (each copy mostly waits for the filesystems).
+COPY_THREADS = 8
+
+
+def _copy_one(src: str, dst: str) -> None:
+    """``shutil.copy2`` of a file or a symlink (as a link), and its owner when root."""
+    shutil.copy2(src, dst, follow_symlinks=False)
+    if os.geteuid() == 0:
+        st = os.lstat(src)
+        os.lchown(dst, st.st_uid, st.st_gid)
+
+
+def _copy_tree(src: str, dst: str) -> None:
+    """What ``shutil.copytree(src, dst, symlinks=True)`` (and owners when root) makes, the
+    files copied by :data:`COPY_THREADS` threads: directories first (parents before
+    children), then every file and symlink, then each directory's modes and times
+    (children before parents, as ``copytree`` sets them once filled).  The first
+    error is raised once the copies under way are done."""
+    dirs: list[tuple[str, str]] = []
+    files: list[tuple[str, str]] = []
+    stack = [(src, dst)]
+    while stack:
+        here, there = stack.pop()
+        os.mkdir(there)
+        dirs.append((here, there))
+        with os.scandir(here) as entries:
+            for entry in entries:
+                target = os.path.join(there, entry.name)
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, target))
+                else:
+                    files.append((entry.path, target))
+    if files:
+        chunk = max(1, min(64, len(files) // (COPY_THREADS * 4)))
+        with ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="install-atomic-copy") as pool:
+            for _ in pool.map(lambda pair: _copy_one(*pair), files, chunksize=chunk):
+                pass
+    root = os.geteuid() == 0
+    for here, there in reversed(dirs):
+        shutil.copystat(here, there, follow_symlinks=False)
+        if root:
+            st = os.lstat(here)
+            os.lchown(there, st.st_uid, st.st_gid)
+
+
 def _reason(exc: OSError) -> str:
     if isinstance(exc, shutil.Error) and exc.args and isinstance(exc.args[0], list):
         return str(exc.args[0][0][2])
     return exc.strerror or str(exc)
-
-
-def _copy_owners(src: str, dst: str) -> None:
-    st = os.lstat(src)
-    os.lchown(dst, st.st_uid, st.st_gid)
-    if not is_real_dir(src):
-        return
-    for dirpath, dirnames, filenames in os.walk(src):
-        for name in dirnames + filenames:
-            path = os.path.join(dirpath, name)
-            st = os.lstat(path)
-            os.lchown(os.path.join(dst, os.path.relpath(path, src)), st.st_uid, st.st_gid)
 
 
 def remove_entry(path: str) -> None:
