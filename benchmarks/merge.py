@@ -24,6 +24,11 @@ merges (``--quick``: 24).
 version, staged on the prefix's filesystem and on another one (``/dev/shm``):
 ``cp -Rp``, ``rsync -a`` (when installed) and ``merge``; wall time, and the time
 the prefix is inconsistent (for a copy the whole copy; for a merge its renames).
+Each tool starts from the same state: the old version installed and the new one
+staged, both flushed to disk (one ``sync`` before the timed run), as after any
+build; otherwise the first tool to wait for the disk (a durable merge's
+``syncfs``, or deleting files whose blocks were just allocated) would pay for
+the writes the set-up made.
 """
 
 from __future__ import annotations
@@ -262,6 +267,11 @@ def big_tree(root: Path, files: int, version: int) -> Path:
         entries[f"share/bench/d{i // per}/f{i}"] = f"{version} {i}\n"
     entries["include/bench.h"] = f"{version}\n"
     c.write_files(root, entries)
+    # Each version a minute apart, as builds are: rsync's quick check (size and mtime
+    # in seconds) would skip the same-size files of two versions written in one second.
+    when = time.time() - (10 - version) * 60
+    for rel in entries:
+        os.utime(root / rel, (when, when))
     return root
 
 
@@ -295,6 +305,7 @@ def speed(work: Path, files: int, other_fs: Path | None) -> list[dict[str, Any]]
                 shutil.copytree(v1, prefix, symlinks=True, dirs_exist_ok=True)
             dest = Path(base) / f"ia-bench-dest-{os.getpid()}-{len(rows)}"
             shutil.copytree(v2, dest, symlinks=True)
+            subprocess.run(["sync"], check=False)  # the set-up's writes are not timed
             try:
                 if tool == "cp -Rp":
                     seconds, _ = timed(["cp", "-Rp", f"{dest}/.", str(prefix)])

@@ -19,7 +19,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = ("readers", "swap_window", "kill", "loaded_extension", "install_time",
-              "concurrent_installs", "install_set", "kill_set", "merge", "startup_hook")
+              "concurrent_installs", "install_set", "kill_set", "merge", "merge_kill",
+              "startup_hook")
 
 
 def main() -> int:
