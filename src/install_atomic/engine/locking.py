@@ -30,8 +30,6 @@ opens with ``O_NOFOLLOW`` and without ``O_TRUNC`` since 3.20.1).
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import hashlib
 import os
 import stat
@@ -43,6 +41,7 @@ from typing import NoReturn
 
 from filelock import FileLock, Timeout
 
+from install_atomic.engine.primitives import flock_nowait
 from install_atomic.engine.trust import trusted_uids
 from install_atomic.errors import DestinationError, LockTimeout
 
@@ -120,12 +119,13 @@ def try_lock(lock_path: str) -> int | None:
     except FileNotFoundError:
         return -1
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
+        taken = flock_nowait(fd)
+    except OSError:
         os.close(fd)
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            return None
         raise
+    if not taken:
+        os.close(fd)
+        return None
     return fd
 
 

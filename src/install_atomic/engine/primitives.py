@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import fcntl
 import os
 import platform
 import stat
@@ -196,6 +197,18 @@ def fsync_path(path: StrPath) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def flock_nowait(fd: int) -> bool:
+    """Take the exclusive ``flock`` of *fd* without waiting: True if taken, False if
+    another open file description holds it; any other error is raised."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return False
+        raise
+    return True
 
 
 def write_durably(path: str, data: bytes, mode: int = 0o644, tmp: str | None = None) -> None:

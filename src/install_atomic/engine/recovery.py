@@ -27,7 +27,6 @@ What recovery never touches:
 
 from __future__ import annotations
 
-import fcntl
 import os
 from dataclasses import dataclass
 from typing import Literal
@@ -36,7 +35,7 @@ from install_atomic.engine import journal as journal_mod
 from install_atomic.engine import locking, pending, staging, steps, trust
 from install_atomic.engine.journal import Journal
 from install_atomic.engine.plan import PRIVATE_PREFIX
-from install_atomic.engine.primitives import fsync_path
+from install_atomic.engine.primitives import flock_nowait, fsync_path
 from install_atomic.errors import RecoveryError, UntrustedError
 
 Outcome = Literal[
@@ -210,9 +209,8 @@ def _owner_holds(stage: str) -> str:
     except OSError as exc:
         return f"the owner file of its staging directory {stage} cannot be judged: {exc}"
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return f"its staging directory {stage} is still locked by its installer"
+        if not flock_nowait(fd):
+            return f"its staging directory {stage} is still locked by its installer"
     finally:
         os.close(fd)
     return ""

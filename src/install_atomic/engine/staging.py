@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Callable, TypeVar
 
 from install_atomic.engine import trust
-from install_atomic.engine.primitives import same_device
+from install_atomic.engine.primitives import flock_nowait, same_device
 from install_atomic.errors import DestinationError, StagingError
 
 PREFIX = ".install-atomic-"
@@ -143,12 +143,13 @@ class Stage:
                 path,
             ) from exc
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
+            taken = flock_nowait(fd)
+        except OSError:
             os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                return None
             raise
+        if not taken:
+            os.close(fd)
+            return None
         stage = cls.__new__(cls)
         stage.destination = os.path.abspath(destination)
         stage.path = path
@@ -426,14 +427,9 @@ def is_live(stage_path: str) -> bool:
     except OSError:  # untrusted (UntrustedError) or unreadable: cannot be judged
         return True
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            return True
-        raise
+        return not flock_nowait(fd)
     finally:
         os.close(fd)
-    return False
 
 
 # -- removing trees ----------------------------------------------------------------------
