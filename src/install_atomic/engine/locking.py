@@ -41,7 +41,7 @@ from typing import NoReturn
 
 from filelock import FileLock, Timeout
 
-from install_atomic.engine.primitives import flock_nowait
+from install_atomic.engine.primitives import flock_or_close
 from install_atomic.engine.trust import trusted_uids
 from install_atomic.errors import DestinationError, LockTimeout
 
@@ -118,15 +118,7 @@ def try_lock(lock_path: str) -> int | None:
         fd = os.open(lock_path, flags)
     except FileNotFoundError:
         return -1
-    try:
-        taken = flock_nowait(fd)
-    except OSError:
-        os.close(fd)
-        raise
-    if not taken:
-        os.close(fd)
-        return None
-    return fd
+    return fd if flock_or_close(fd) else None
 
 
 @contextmanager

@@ -211,6 +211,19 @@ def flock_nowait(fd: int) -> bool:
     return True
 
 
+def flock_or_close(fd: int) -> bool:
+    """:func:`flock_nowait`, closing *fd* unless the lock was taken (then the caller
+    keeps *fd*: closing it releases the lock)."""
+    try:
+        taken = flock_nowait(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    if not taken:
+        os.close(fd)
+    return taken
+
+
 def write_durably(path: str, data: bytes, mode: int = 0o644, tmp: str | None = None) -> None:
     """Replace *path* with *data* so that after a crash it is the old file or the new one,
     whole: write *tmp* (default ``<path>.tmp``), fsync it, rename it over *path*, fsync

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Callable, TypeVar
 
 from install_atomic.engine import trust
-from install_atomic.engine.primitives import flock_nowait, same_device
+from install_atomic.engine.primitives import flock_nowait, flock_or_close, same_device
 from install_atomic.errors import DestinationError, StagingError
 
 PREFIX = ".install-atomic-"
@@ -142,13 +142,7 @@ class Stage:
                 f" {exc.strerror or exc}. It is left alone.",
                 path,
             ) from exc
-        try:
-            taken = flock_nowait(fd)
-        except OSError:
-            os.close(fd)
-            raise
-        if not taken:
-            os.close(fd)
+        if not flock_or_close(fd):
             return None
         stage = cls.__new__(cls)
         stage.destination = os.path.abspath(destination)
