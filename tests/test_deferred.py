@@ -490,3 +490,30 @@ def test_setup_py_install_atomic_commits_what_is_pending_first(
     assert "committed the pending install of lazy 1.0 -> 2.0" in proc.stdout, describe_proc(proc)
     assert pending_ids(venv) == [] and hook_present(venv) == []
     assert versions(venv).stdout.split() == ["2.0", "2.0"]
+
+
+def test_a_hook_file_left_half_written_does_not_block_the_next_deferral(
+        make_venv, tmp_path: Path) -> None:
+    """A deferral killed while writing the hook leaves ``install-atomic-pending.pth.tmp``;
+    the next deferral replaces it."""
+    venv = make_venv()
+    install_now(venv, lazy_wheel(tmp_path / "w1", "1.0"))
+    (venv.site_packages / (HOOK_FILES[0] + ".tmp")).write_text("import sys; half")
+    ia_run(venv, "install", "--no-index", "--no-deps", "--defer", "-q",
+           lazy_wheel(tmp_path / "w2", "2.0"))
+    assert hook_present(venv) == HOOK_FILES
+    assert not (venv.site_packages / (HOOK_FILES[0] + ".tmp")).exists()
+    assert versions(venv).stdout.split() == ["2.0", "2.0"]
+
+
+def test_api_uninstall(make_venv, tmp_path: Path) -> None:
+    venv = make_venv()
+    install_now(venv, lazy_wheel(tmp_path / "w1", "1.0"))
+    code = textwrap.dedent("""\
+        import install_atomic
+        r = install_atomic.uninstall("lazy")
+        print(r.names, sorted({x.action for x in r.renames}), r.dry_run)
+        """)
+    proc = venv.run("-c", code)
+    assert proc.stdout.strip() == "('lazy',) ['remove'] False", describe_proc(proc)
+    assert versions(venv).returncode != 0 and leftovers(venv.site_packages) == []
