@@ -517,3 +517,32 @@ def test_api_uninstall(make_venv, tmp_path: Path) -> None:
     proc = venv.run("-c", code)
     assert proc.stdout.strip() == "('lazy',) ['remove'] False", describe_proc(proc)
     assert versions(venv).returncode != 0 and leftovers(venv.site_packages) == []
+
+
+def test_the_installers_own_children_commit_nothing(make_venv, tmp_path: Path) -> None:
+    """An install from a program that has lazy 1.0 loaded, while lazy 2.0 is pending (not
+    held): the interpreters the install starts (the import check) must not commit lazy
+    2.0 under the program."""
+    venv = make_venv()
+    install_now(venv, lazy_wheel(tmp_path / "w1", "1.0"))
+    ia_run(venv, "install", "--no-index", "--no-deps", "--defer", "-q",
+           lazy_wheel(tmp_path / "w2", "2.0"))
+    other = make_wheel(tmp_path / "wo", "other", "1.0", {"other.py": "X = 1\n"})
+    code = textwrap.dedent("""\
+        import os, sys
+        del os.environ["INSTALL_ATOMIC_COMMIT_AT_START"]  # only this start was told
+        import lazy, install_atomic
+        r = install_atomic.install(sys.argv[1], no_index=True, no_deps=True)
+        print(r.deferred, lazy.VERSION, lazy.later())
+        """)
+    proc = venv.run("-c", code, other, env={"INSTALL_ATOMIC_COMMIT_AT_START": "0"})
+    assert proc.stdout.split() == ["False", "1.0", "1.0"], describe_proc(proc)
+    assert len(pending_ids(venv)) == 1, "a child of the install committed lazy 2.0"
+    assert versions(venv).stdout.split() == ["2.0", "2.0"]
+
+
+def test_the_hook_and_the_children_name_the_same_variable() -> None:
+    from install_atomic import children
+
+    assert hook.DISABLE == children.COMMIT_AT_START
+    assert children.child_env({"A": "1"}) == {"A": "1", hook.DISABLE: "0"}

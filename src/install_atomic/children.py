@@ -34,6 +34,17 @@ from collections.abc import Callable, Sequence
 #: prctl(2) option: the signal this process gets when its parent (thread) dies.
 PR_SET_PDEATHSIG = 1
 
+#: Set to "0" for every child: an interpreter the installer starts (pip, the checks,
+#: the compile workers) never commits a pending install at its start
+#: (:data:`install_atomic.frontends.deferred.hook.DISABLE`, the same name).
+COMMIT_AT_START = "INSTALL_ATOMIC_COMMIT_AT_START"
+
+
+def child_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a child: *env* (default: this process's) with
+    :data:`COMMIT_AT_START` off."""
+    return {**(os.environ if env is None else env), COMMIT_AT_START: "0"}
+
 
 def run_in_own_group(
     cmd: str | Sequence[str],
@@ -49,7 +60,7 @@ def run_in_own_group(
     proc = subprocess.Popen(
         cmd,
         cwd=cwd,
-        env=env,
+        env=child_env(env),
         shell=shell,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

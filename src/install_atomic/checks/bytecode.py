@@ -72,6 +72,8 @@ import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 
+from install_atomic import children
+
 MODES = {
     "timestamp": py_compile.PycInvalidationMode.TIMESTAMP,
     "checked-hash": py_compile.PycInvalidationMode.CHECKED_HASH,
@@ -256,6 +258,7 @@ def _compile_in_workers(
             procs.append(subprocess.Popen(
                 _worker_command(python), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 close_fds=True,  # the stage's owner lock stays in this process
+                env=children.child_env(),
             ))
         for proc, chunk in zip(procs, chunks):
             job = {
