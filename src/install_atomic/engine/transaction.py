@@ -330,7 +330,6 @@ class Transaction:
                 recovery.cleanup(journal)
                 for st in self._all_stages():
                     st.release()
-                self._supersede()
             except OSError as exc:
                 for st in self._all_stages():
                     st.release()  # the journal is kept: this installer lets recovery in
@@ -341,6 +340,12 @@ class Transaction:
                     f" install_atomic recover {self.primary}' to finish.",
                     path,
                 ) from exc
+            try:
+                self._supersede()
+            except OSError as exc:  # the install is done: only a leftover remains
+                self.warn(f"install_atomic: warning: could not drop an older pending install"
+                          f" of {self.project}: {exc}. Run 'install-atomic discard-pending"
+                          f" {self.primary}'.")
             result = CommitResult(
                 plan,
                 swap_seconds=swap_seconds,
