@@ -14,8 +14,9 @@ pending, the hook files go.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -47,12 +48,16 @@ def commit_all(
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     log: Logger = _silent,
     warn: Logger = _silent,
+    hold_hook: bool = True,
 ) -> list[Result]:
     """Commit every pending install in *destination* that no live process holds.
 
     Raises :class:`~install_atomic.errors.LockTimeout` when the lock is not
     free within *lock_timeout* (0: never wait).  A failing commit does not stop
-    the others: its reason is kept in its record and returned.
+    the others: its reason is kept in its record and returned.  With
+    *hold_hook* (all but the start-up hook, which holds it already), the hook
+    file's ``flock`` is held during the commits: interpreters starting
+    meanwhile wait for them (:mod:`.hook`), so they see the new versions whole.
     """
     destination = os.path.realpath(destination)
     hooked = any(os.path.exists(p) for p in hook.hook_paths(destination))
@@ -60,7 +65,7 @@ def commit_all(
         return []
     results: list[Result] = []
     lock = locking.lock_path_for(destination, detached=True)
-    with locking.hold(lock, lock_timeout):
+    with locking.hold(lock, lock_timeout), _holding_hook(destination, hold_hook):
         # A commit killed half-way (at an earlier start, say) left a journal and no
         # record: finish it first, so that the environment holds one version.
         for item in recovery.recover_locked(destination, lock):
@@ -73,6 +78,25 @@ def commit_all(
         if not pending.find(destination):
             hook.remove(destination)
     return results
+
+
+@contextlib.contextmanager
+def _holding_hook(destination: str, hold: bool) -> Iterator[None]:
+    """Hold the hook file's ``flock`` (see :func:`commit_all`), if there is one.  Its holder
+    only ever waits for it under the environment's lock, and a starting interpreter
+    holding it never waits for that lock: no deadlock."""
+    fd = -1
+    if hold:
+        with contextlib.suppress(OSError):
+            fd = os.open(hook.hook_paths(destination)[0],
+                         os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if fd >= 0:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        if fd >= 0:
+            os.close(fd)
 
 
 def _commit_one(record: pending.Record, log: Logger, warn: Logger) -> Result:

@@ -5,25 +5,33 @@ While an install is pending in a site-packages directory, two files sit there
 nothing):
 
 * ``install-atomic-pending.pth``, whose ``import`` line ``site`` runs at every
-  start of an interpreter using that directory (Python 3.8 to 3.17; from 3.18
+  start of an interpreter using that directory (Python 3.9 to 3.17; from 3.18
   such lines are ignored, PEP 829);
 * ``install-atomic-pending.start``, the PEP 829 entry point
   ``install_atomic.frontends.deferred.hook:run`` (Python 3.15 and later, which
   then skip the ``.pth`` file's import line).
 
-:func:`run` never hurts the program being started: it never waits for a lock
-(if another process holds the environment's lock, the install stays pending
-and the program starts), never raises (a failure is one line on standard
-error, and the reason is kept for ``install-atomic status``), does nothing
-where the user may not write, and removes the hook files once nothing is
-pending.  While every pending install is held by the live process that
-deferred it, it checks that with ``os`` and ``fcntl`` alone and
-imports nothing of the engine.  It does nothing in an interpreter that
-starts ``install-atomic`` itself (``status`` shows what is pending,
-``discard-pending`` drops it) or when ``INSTALL_ATOMIC_COMMIT_AT_START=0``.
+:func:`run` never hurts the program being started:
+
+* it never waits for an install: if another process holds the environment's
+  lock, the install stays pending and the program starts;
+* when several interpreters start at once, one commits (it holds the
+  ``.pth`` file's ``flock``, as ``commit-pending`` and the next install do
+  while they commit a pending install) and the others wait for that commit,
+  no longer, then see the new version whole;
+* it never raises: a failure is one line on standard error, and the reason
+  is kept for ``install-atomic status``;
+* it does nothing where the user may not write, in an interpreter that
+  starts ``install-atomic`` itself (``status`` shows what is pending,
+  ``discard-pending`` drops it), in the interpreters an install starts, or
+  with ``INSTALL_ATOMIC_COMMIT_AT_START=0``;
+* while every pending install is held by the live process that deferred it,
+  it checks that with ``os`` and ``fcntl`` alone and imports nothing of the
+  engine; it removes the hook files once nothing is pending.
+
 ``python -S`` (no ``site``) and embedded interpreters that skip ``site`` run
-no hook: the install stays pending until an interpreter that
-runs it starts, ``install-atomic commit-pending``, or the next install.
+no hook: the install stays pending until an interpreter that runs it starts,
+``install-atomic commit-pending``, or the next install.
 """
 
 from __future__ import annotations
@@ -202,16 +210,39 @@ def _run_in(directory: str) -> None:
     _DONE.add(real)
     if not os.access(directory, os.W_OK | os.X_OK):
         return  # another user's environment: its owner's next start commits it
-    if _all_held(directory):
-        return  # every pending install waits for its process: import nothing more
+    import fcntl
+
+    # One starting interpreter commits; the others starting meanwhile wait for it (its
+    # commit's time, never an install's lock), then import the new version whole.
+    # Whoever commits a pending install holds this flock while it does.
+    try:
+        fd = os.open(os.path.join(directory, HOOK + ".pth"),
+                     os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return  # committed meanwhile: the hook is gone
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fcntl.flock(fd, fcntl.LOCK_SH)  # until the committing one is done
+            return
+        # Only now: a committer adopts the staging directories, which then look held.
+        if _all_held(directory):
+            return  # every pending install waits for its process: import nothing more
+        _commit_in(directory)
+    finally:
+        os.close(fd)
+
+
+def _commit_in(directory: str) -> None:
     # Imported only now: with nothing pending there is no hook, so this never runs.
     from install_atomic.errors import LockTimeout
     from install_atomic.frontends.deferred import commits
 
     try:
-        results = commits.commit_all(directory, lock_timeout=0)
+        results = commits.commit_all(directory, lock_timeout=0, hold_hook=False)
     except LockTimeout:
-        return  # someone else is installing or committing: start the program now
+        return  # an install holds the lock: start the program now, never wait for it
     for result in results:
         if result.outcome == "failed":
             _warn(f"install-atomic: the pending install of {result.record.description} into"
