@@ -541,3 +541,25 @@ def test_the_hook_and_the_children_name_the_same_variable() -> None:
 
     assert hook.DISABLE == children.COMMIT_AT_START
     assert children.child_env({"A": "1"}) == {"A": "1", hook.DISABLE: "0"}
+
+
+def test_a_pending_record_naming_paths_outside_its_directories_is_refused(
+        tmp_path: Path) -> None:
+    from install_atomic.engine import pending
+    from install_atomic.errors import UntrustedError
+
+    site = tmp_path / "site"
+    site.mkdir()
+    primary = str(site.resolve())
+    stage = os.path.join(primary, ".install-atomic-1-abc")
+    good = pending.Record("1-ab", ["lazy"], primary, {primary: stage}, metadata_dir=primary)
+    path = good.write()
+    assert pending.load(path).stages == {primary: stage}
+    for field, value in [("metadata_dir", str(tmp_path / "elsewhere")),
+                         ("stages", {primary: str(tmp_path / ".install-atomic-1-abc")}),
+                         ("primary", str(tmp_path))]:
+        data = json.loads(Path(path).read_text())
+        data[field] = value
+        Path(path).write_text(json.dumps(data))
+        with pytest.raises(UntrustedError):
+            pending.load(path)

@@ -135,6 +135,8 @@ class Record:
         roots = [self.primary, *self.stops]
         if not all(_normal(r) for r in [*roots, self.metadata_dir]):
             return "its list of directories is malformed"
+        if not any(trust.inside(self.metadata_dir, r) for r in roots):
+            return f"its metadata directory {self.metadata_dir!r} lies outside its directories"
         for dest, stage in self.stages.items():
             if not (
                 _normal(dest)
