@@ -271,6 +271,19 @@ def scan(root: str, scheme: Sequence[str] | None = None) -> list[InstalledDistri
     return found
 
 
+def installed(root: str, scheme: Sequence[str] | None = None) -> list[InstalledDistribution]:
+    """:func:`scan`, plus, when *root* uses generations, the distributions of its current
+    generation (their metadata only: they are replaced by building a new generation,
+    never file by file)."""
+    from install_atomic.engine.generations.layout import managed
+
+    found = scan(root, scheme)
+    for name, version, metadata in managed(root):
+        found.append(InstalledDistribution(name=name, version=version, metadata_path=metadata,
+                                           files=frozenset(), metadata_listed=False))
+    return found
+
+
 def _ancestors(path: str) -> Iterator[str]:
     parent = os.path.dirname(path)
     while parent and parent != path:

@@ -43,6 +43,9 @@ from types import TracebackType
 from typing import Callable
 
 from install_atomic.engine import locking, pending, primitives, recovery, staging, steps
+from install_atomic.engine.generations import commit as generation_commit
+from install_atomic.engine.generations import layout as generations
+from install_atomic.engine.generations import switch as generation_switch
 from install_atomic.engine.journal import Journal
 from install_atomic.engine.ownership import InstalledDistribution, Ownership, canonical_name, scan
 from install_atomic.engine.plan import BackupNamer, Plan, Planner, Step
@@ -77,6 +80,8 @@ class CommitResult:
     lock_wait_seconds: float = 0.0
     recovered: list[recovery.Recovered] = field(default_factory=list)
     dry_run: bool = False
+    #: In a generations environment: the generation this commit built and made current.
+    generation: int | None = None
 
 
 def _advice(exc: OSError, path: str) -> str:
@@ -213,6 +218,8 @@ class Transaction:
         front end looks at before the commit: the plan may change until the lock is
         taken) copies nothing onto filesystems mounted inside a destination and
         warns about nothing."""
+        if generations.find(self.primary) is not None:
+            return Plan()  # no renames in site-packages: see _commit_generation
         dists = scan(self.primary, self.scheme)
         if self.metadata_dir != self.primary:
             dists += scan(self.metadata_dir, self.scheme)
@@ -259,6 +266,9 @@ class Transaction:
 
     def commit(self) -> CommitResult:
         """Put the staged version in place; see the module docstring for the sequence."""
+        layout = generations.find(self.primary)
+        if layout is not None:
+            return self._commit_generation(layout)
         if self.dry_run:
             plan = self.plan()
             self._report_conflicts(plan)
@@ -354,6 +364,53 @@ class Transaction:
                 recovered=recovered,
             )
         return result
+
+    def _commit_generation(self, layout: generations.Layout) -> CommitResult:
+        """The commit in a generations environment (:mod:`.generations.commit`): one
+        new generation, one rename of ``current``."""
+        trees = {dest: st.path for dest, st in self._stages.items()}
+        if self.dry_run:
+            changes = generation_commit.preview(layout, trees, self.projects)
+            self.log(f"would build a generation: {generation_commit._reason(changes)}")
+            return CommitResult(Plan(), dry_run=True)
+        if self.durable and not self._flushed:
+            for st in self._all_stages():
+                fsync_tree(st.path)
+        waited = time.monotonic()
+        with locking.hold(self.lock_path, self.lock_timeout):
+            started = time.monotonic()
+            recovered = self._recover(waited)
+            for line in generation_switch.recover(layout, self.warn):
+                self.warn(f"install_atomic: {line}")
+            before = generations.current_number(layout)
+            try:
+                applied = generation_commit.apply(
+                    layout, trees, self.projects, durable=self.durable, warn=self.warn,
+                    pending_path=self.pending.path if self.pending is not None else None)
+            except OSError as exc:
+                switched = generations.current_number(layout) != before
+                path = exc.filename or layout.root
+                if switched:
+                    raise InstallAtomicError(
+                        f"{self.project} is installed (generation"
+                        f" {generations.current_number(layout)}), but finishing failed:"
+                        f" {exc.strerror} ({path}). Run 'python -m install_atomic recover"
+                        f" {self.primary}'.", path) from exc
+                raise CommitError(
+                    f"could not build the new generation: {exc.strerror} ({path})."
+                    f" Generation {before} stays current and nothing else changed;"
+                    f" {_advice(exc, path)}", path, rolled_back=True) from exc
+            self.committed = True
+            for st in self._all_stages():
+                st.remove()
+            try:
+                self._supersede()
+            except OSError as exc:
+                self.warn(f"install_atomic: warning: could not drop an older pending install"
+                          f" of {self.project}: {exc}.")
+            return CommitResult(Plan(), commit_seconds=time.monotonic() - started,
+                                lock_wait_seconds=started - waited, recovered=recovered,
+                                generation=applied.number)
 
     # -- deferred commits -----------------------------------------------------
     def defer(

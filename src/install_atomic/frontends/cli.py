@@ -14,6 +14,9 @@
     remove installed distributions in one transaction, keeping every file
     another distribution still lists (a shared namespace ``__init__.py``, say);
     ``uninstall --manifest FILE`` removes what one ``merge`` installed.
+``init --generations [ENV]``, ``flatten``, ``generations``, ``undo``, ``switch N``, ``gc``
+    opt an environment into generations and manage them; see
+    :mod:`install_atomic.frontends.generations`.
 ``merge [options] STAGED PREFIX``
     move a staged ``DESTDIR`` tree into a live prefix as one transaction; see
     :mod:`install_atomic.frontends.merge`.
@@ -32,8 +35,11 @@ from collections.abc import Sequence
 from install_atomic import __version__
 from install_atomic.checks import bytecode
 from install_atomic.engine import recovery, staging
+from install_atomic.engine.generations import layout as generations_layout
+from install_atomic.engine.generations import manage as generations_manage
 from install_atomic.engine.transaction import DEFAULT_LOCK_TIMEOUT
 from install_atomic.errors import DestinationError, InstallAtomicError
+from install_atomic.frontends import generations as generations_cli
 
 
 def _default_destinations() -> list[str]:
@@ -64,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_install(sub)
     _add_merge(sub)
+    generations_cli.add_parsers(sub)
     rec = sub.add_parser("recover", help="finish or undo interrupted installs")
     rec.add_argument("destinations", nargs="*", metavar="DESTINATION",
                      help=_DEST_HELP.format(default))
@@ -111,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _install(args)
         if args.command == "merge":
             return _merge(args)
+        if args.command in generations_cli.COMMANDS:
+            return generations_cli.run(args)
         if args.command == "uninstall" and args.manifest:
             if args.names or args.target:
                 parser.error("uninstall: give either NAMEs or --manifest, not both")
@@ -187,7 +196,10 @@ def _uninstall(names: list[str], target: str, dry_run: bool, timeout: float) -> 
     from install_atomic.frontends.uninstall import uninstall
 
     result = uninstall(names, target, dry_run=dry_run, lock_timeout=timeout)
-    if not dry_run:
+    if not dry_run and result.generation is not None:
+        print(f"uninstalled {', '.join(names)} from {target}: generation {result.generation}"
+              " is current")
+    elif not dry_run:
         print(f"uninstalled {', '.join(names)} from {target}: {len(result.plan.steps)}"
               " removals")
     return 0
@@ -245,6 +257,11 @@ def _recover(destinations: list[str], timeout: float) -> int:
             else:
                 installs += 1
                 print(f"{dest}: {item.project}: {item.outcome}")
+        if generations_layout.find(dest) is not None:
+            for line in generations_manage.recover(dest, lock_timeout=timeout,
+                                                   warn=lambda m: print(m, file=sys.stderr)):
+                installs += 1
+                print(f"{dest}: {line}")
     for path in staging.sweep_build_dirs():
         print(f"removed the build directory of a killed installer: {path}", file=sys.stderr)
     if installs or stages:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from install_atomic.engine import locking
-from install_atomic.engine.ownership import canonical_name, scan
+from install_atomic.engine.ownership import canonical_name, installed
 from install_atomic.engine.scheme import scheme_dirs
 from install_atomic.engine.transaction import DEFAULT_LOCK_TIMEOUT, CommitResult, Transaction
 from install_atomic.errors import DestinationError
@@ -28,10 +28,10 @@ def uninstall(
     """Remove the distributions *names* from *target* (a library directory)."""
     if not names:
         raise ValueError("uninstall needs at least one distribution name")
-    installed = scan(target)
+    found_all = installed(target)
     dists = []
     for name in names:
-        found = [d for d in installed if d.key == canonical_name(name)]
+        found = [d for d in found_all if d.key == canonical_name(name)]
         if not found:
             raise DestinationError(
                 f"{name} is not installed in {target}. Nothing was changed. Check the name"

@@ -34,7 +34,7 @@ from install_atomic import children
 from install_atomic.checks import bytecode, verify
 from install_atomic.engine import locking, ownership, staging
 from install_atomic.engine import pending as pending_mod
-from install_atomic.engine.ownership import canonical_name, scan
+from install_atomic.engine.ownership import canonical_name, installed
 from install_atomic.engine.transaction import DEFAULT_LOCK_TIMEOUT, CommitResult, Transaction
 from install_atomic.frontends.deferred import commits, hook, loaded
 from install_atomic.frontends.wheels import report as report_mod
@@ -212,10 +212,14 @@ def _install(
         report_mod.write(opts.report, out, tgt, dry_run=opts.dry_run)
     if not opts.dry_run:
         changes = ", ".join(_change(item, old_versions) for item in items)
-        progress.summary(
-            f"installed {changes} into {tgt.lib}: {len(out.result.plan.steps)} renames in"
-            f" {out.result.swap_seconds * 1e3:.2f} ms"
-        )
+        if out.result.generation is not None:
+            progress.summary(f"installed {changes} into {tgt.lib}: generation"
+                             f" {out.result.generation} is current (one rename)")
+        else:
+            progress.summary(
+                f"installed {changes} into {tgt.lib}: {len(out.result.plan.steps)} renames in"
+                f" {out.result.swap_seconds * 1e3:.2f} ms"
+            )
     return out
 
 
@@ -300,7 +304,7 @@ def _installed_versions(tgt: target.Target) -> dict[str, list[str]]:
     """Every distribution installed in the target's library directory: name -> versions."""
     versions: dict[str, list[str]] = {}
     if os.path.isdir(tgt.lib) and not tgt.target_dir:  # pip --target reinstalls always
-        for dist in scan(tgt.lib, tgt.stops()):
+        for dist in installed(tgt.lib, tgt.stops()):
             versions.setdefault(canonical_name(dist.name), []).append(dist.version)
     return versions
 
@@ -314,7 +318,7 @@ def _installed(
     files: dict[str, str] = {}
     if not os.path.isdir(tgt.lib):
         return versions, files
-    for dist in scan(tgt.lib, tgt.stops()):
+    for dist in installed(tgt.lib, tgt.stops()):
         key = canonical_name(dist.name)
         if key in keys:
             versions.setdefault(key, []).append(dist.version)
