@@ -269,6 +269,13 @@ class Transaction:
         layout = generations.find(self.primary)
         if layout is not None:
             return self._commit_generation(layout)
+        if self.metadata_dir != self.primary and generations.find(self.metadata_dir):
+            raise generations.GenerationsError(
+                f"{self.metadata_dir} uses generations, and this install would write into it"
+                " file by file. Nothing was changed. Run 'install-atomic flatten' on that"
+                " environment first, or install into another prefix.",
+                self.metadata_dir,
+            )
         if self.dry_run:
             plan = self.plan()
             self._report_conflicts(plan)

@@ -84,10 +84,18 @@ class InstallResult:
     #: Top-level modules of replaced distributions this process has imported.
     loaded_modules: tuple[str, ...]
     dry_run: bool
+    #: In a generations environment: the generation the install built and made
+    #: current.  This process stays on the generation it started with.
+    generation: int | None = None
 
     @property
     def restart_needed(self) -> bool:
         """True when this process still runs the old versions of what was installed."""
+        if self.generation is not None:  # this process keeps the generation it started with
+            import sysconfig
+
+            return os.path.realpath(sysconfig.get_paths()["purelib"]) == \
+                os.path.realpath(self.destination)
         return self.deferred or bool(self.loaded_modules)
 
 
@@ -97,6 +105,8 @@ class UninstallResult:
     names: tuple[str, ...]
     renames: tuple[Rename, ...]
     dry_run: bool
+    #: In a generations environment: the generation made current.
+    generation: int | None = None
 
 
 def install(
@@ -187,6 +197,7 @@ def install(
         pending_id=out.pending.txid if out.pending is not None else None,
         loaded_modules=tuple(out.loaded_modules),
         dry_run=dry_run,
+        generation=out.result.generation if out.result is not None else None,
     )
     if result.deferred:
         where = ("the next start of a Python interpreter of this environment after this"
@@ -228,7 +239,8 @@ def uninstall(
     result = run(list(names), directory, dry_run=dry_run, lock_timeout=lock_timeout,
                  log=_quiet if quiet else print)
     return UninstallResult(directory, tuple(names),
-                           tuple(Rename(s.action, s.dest) for s in result.plan.steps), dry_run)
+                           tuple(Rename(s.action, s.dest) for s in result.plan.steps), dry_run,
+                           result.generation)
 
 
 def _quiet(_message: str) -> None:

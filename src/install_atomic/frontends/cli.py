@@ -177,6 +177,14 @@ def _status(destinations: list[str]) -> int:
             print(f"{dest}: pending install of {rec.description} (id {rec.txid}): {state}")
             if rec.last_error:
                 print(f"{dest}: the last attempt to commit it failed: {rec.last_error}")
+        layout = generations_layout.find(dest)
+        if layout is not None:
+            print(f"{dest}: uses generations; generation"
+                  f" {generations_layout.current_number(layout)} is current")
+            if os.path.lexists(layout.journal):
+                found += 1
+                print(f"{dest}: an interrupted generations operation ({layout.journal}): run"
+                      " 'install-atomic recover'")
         for stage in recovery.stray_stages(dest):
             found += 1
             print(f"{dest}: leftover staging directory {stage}")
