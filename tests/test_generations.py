@@ -351,3 +351,44 @@ def test_init_twice_and_commands_on_a_plain_environment_are_refused(
     assert "generation 7 does not exist" in proc.stderr
     proc = ia_run(venv, "undo", venv.root, status=1)
     assert "nothing to undo" in proc.stderr
+
+
+def test_the_api_commits_at_once_and_the_caller_keeps_its_generation(
+    gen_venv: Venv, tmp_path: Path
+) -> None:
+    """In a generations environment nothing needs deferring: the calling program
+    stays on its generation, lazily loaded submodules included."""
+    venv = gen_venv
+    code = textwrap.dedent("""\
+        import json, sys, warnings
+        import lazy
+        import install_atomic
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = install_atomic.install(sys.argv[1], no_index=True, no_deps=True)
+        print(json.dumps({"deferred": result.deferred, "generation": result.generation,
+                          "restart": result.restart_needed, "later": lazy.later(),
+                          "warnings": [str(w.message) for w in caught]}))
+        """)
+    proc = venv.run("-c", code, lazy_wheel(tmp_path / "w2", "2.0"))
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen == {"deferred": False, "generation": 2, "restart": True,
+                    "later": "1.0/1.0", "warnings": []}, seen
+    assert imported(venv) == "2.0 2.0/2.0"
+    assert not list(venv.site_packages.glob(".install-atomic-*"))
+
+
+def test_setup_py_install_atomic_is_refused_and_nothing_changes(
+    make_venv, tmp_path: Path
+) -> None:
+    from helpers import make_project
+
+    venv = make_venv()
+    init(venv)
+    project = make_project("module", tmp_path / "proj")
+    proc = venv.setup_py(project, "install_atomic", check=False)
+    assert proc.returncode != 0, describe_proc(proc)
+    assert "egg-info metadata" in proc.stderr and "install-atomic install" in proc.stderr
+    assert "Nothing was changed" in proc.stderr
+    assert current(venv) == 1 and lay.numbers(layout_of(venv)) == [1]
+    assert venv.run("-c", "import demomod", check=False).returncode != 0

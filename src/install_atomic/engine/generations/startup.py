@@ -67,6 +67,9 @@ def _pin(base: str) -> "tuple[str, int] | None":
                 name = os.readlink(link)
             except OSError:
                 return None  # not (or no longer) a generations environment
+            head, _, number = name.partition("/")
+            if head != "generations" or not number.isdigit():
+                raise OSError(f"{link} points to {name!r}, not to a generation")
             target = os.path.join(base, name)
         pin = os.path.join(target, "pin")
         try:
