@@ -392,3 +392,15 @@ def test_setup_py_install_atomic_is_refused_and_nothing_changes(
     assert "Nothing was changed" in proc.stderr
     assert current(venv) == 1 and lay.numbers(layout_of(venv)) == [1]
     assert venv.run("-c", "import demomod", check=False).returncode != 0
+
+
+def test_defer_commits_at_once_in_a_generations_environment(
+    gen_venv: Venv, tmp_path: Path
+) -> None:
+    venv = gen_venv
+    proc = ia_run(venv, "install", "--no-index", "--no-deps", "--defer",
+                  lazy_wheel(tmp_path / "w2", "2.0"))
+    assert "uses generations: the install is committed now" in proc.stderr
+    assert current(venv) == 2 and imported(venv) == "2.0 2.0/2.0"
+    assert not list(venv.site_packages.glob(".install-atomic-*"))
+    assert not (venv.site_packages / "install-atomic-pending.pth").exists()

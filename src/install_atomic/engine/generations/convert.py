@@ -38,7 +38,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from install_atomic.engine import locking, primitives, recovery, staging
+from install_atomic.engine import locking, pending, primitives, recovery, staging
 from install_atomic.engine.generations import farm, store, switch
 from install_atomic.engine.generations import layout as lay
 from install_atomic.engine.generations.layout import (
@@ -203,6 +203,11 @@ def init(
             raise GenerationsError(
                 f"{layout.site} already uses generations. Nothing was changed.",
                 layout.root)
+        if pending.find(layout.site):
+            raise GenerationsError(
+                f"installs are pending in {layout.site}. Nothing was changed. Run"
+                f" 'install-atomic commit-pending {layout.site}' (or discard-pending) first.",
+                layout.site)
         if os.path.lexists(layout.root):  # an init killed before layout.json: unused
             staging.remove_tree(layout.root)
         dists = scan(layout.site, [layout.site, layout.scripts])

@@ -143,6 +143,8 @@ def scripts_of(layout: Layout, number: int) -> list[str]:
 def switch(layout: Layout, number: int, *, durable: bool = True, warn: Warn,
            op: str = "switch", **journal: Any) -> None:
     """Make *number* current: journal, script links, one rename, stale links."""
+    if not os.path.exists(os.path.join(layout.generation_path(number), "generation.json")):
+        point_current(layout, number, durable)  # raises, naming what is missing
     write_journal(layout, op, durable, to=number, **journal)
     link_scripts(layout, scripts_of(layout, number), warn)
     point_current(layout, number, durable)

@@ -34,6 +34,7 @@ from install_atomic import children
 from install_atomic.checks import bytecode, verify
 from install_atomic.engine import locking, ownership, staging
 from install_atomic.engine import pending as pending_mod
+from install_atomic.engine.generations import layout as generations
 from install_atomic.engine.ownership import canonical_name, installed
 from install_atomic.engine.transaction import DEFAULT_LOCK_TIMEOUT, CommitResult, Transaction
 from install_atomic.frontends.deferred import commits, hook, loaded
@@ -121,6 +122,13 @@ def install(opts: InstallOptions) -> Outcome:
 def _install(
     opts: InstallOptions, tgt: target.Target, progress: Progress, workdir: str
 ) -> Outcome:
+    if (opts.defer or opts.auto_defer) and generations.find(tgt.lib) is not None:
+        # Every running process keeps its generation: nothing to wait for.
+        if opts.defer:
+            progress.warn(f"install-atomic: {tgt.lib} uses generations: the install is"
+                          " committed now (running processes keep the generation they"
+                          " started with), not deferred")
+        opts = dataclasses.replace(opts, defer=False, auto_defer=False)
     if not opts.defer and not opts.auto_defer and not opts.dry_run:
         _commit_pending(tgt, opts, progress)
     asked = [*opts.specs, *(f"-r {r}" for r in opts.pip.requirements)]
