@@ -8,9 +8,11 @@
    the others (egg-info, files elsewhere, no ``RECORD``) stay where they are,
    plain, and are named;
 2. generation 1 is built from them, the hook is written (:mod:`.startup`, its
-   bytecode, ``.pth`` and ``.start``), then ``layout.json``;
-3. the journal lists the installed copies to remove; the scripts become
-   links and ``current`` is made (from here, a start sees generation 1);
+   bytecode, ``.pth`` and ``.start``), the journal (listing the installed
+   copies to remove), then ``layout.json`` (from here, recovery rolls forward
+   to generation 1; before it, the next ``init`` starts again);
+3. the scripts become links and ``current`` is made (from here, a start sees
+   generation 1);
 4. the installed copies are removed from site-packages, each top-level entry
    whole where the managed distributions own all of it.
 
@@ -228,10 +230,11 @@ def init(
         farm.build(layout, 1, None, entries, reason=f"init: {len(entries)} distributions",
                    durable=durable, warn=warn)
         install_hook(layout, python)
+        removals = _removals(layout, founds, plain)
+        # The journal first: once layout.json exists, recovery rolls forward to 1.
+        switch.write_journal(layout, "init", durable, to=1, remove=removals)
         lay.write_json(layout.config, {"format": lay.FORMAT, "site": layout.site,
                                        "scripts": layout.scripts}, durable=durable)
-        removals = _removals(layout, founds, plain)
-        switch.write_journal(layout, "init", durable, to=1, remove=removals)
         scripts_1 = switch.scripts_of(layout, 1)
         converted = {os.path.basename(p) for d in managed for p in d.files or ()
                      if os.path.dirname(p) == layout.scripts}

@@ -168,6 +168,9 @@ def split(
             parent = os.path.dirname(rel)
             if os.path.basename(parent) == "__pycache__":
                 parent = os.path.dirname(parent)
+                source = os.path.join(parent, os.path.basename(rel).split(".", 1)[0] + ".py")
+                found_by = owner.get(source)
+        if found_by is None:
             counts = by_dir.get(parent) or by_dir.get("", {})
             found_by = by_id[max(counts, key=counts.__getitem__)] if counts else dists[0]
         found_by.files.append((os.path.join(site_tree, rel), rel))
