@@ -224,7 +224,8 @@ def init(
                 plain.append(dist)
                 out.plain[f"{dist.name} {dist.version}"] = why
         log(f"adding {len(managed)} distributions to the store")
-        os.makedirs(layout.store)
+        os.mkdir(layout.root, 0o755)
+        os.mkdir(layout.store, 0o755)
         founds = [_found(d, layout) for d in managed]
         entries = store.add_all(layout, founds, durable=durable)
         farm.build(layout, 1, None, entries, reason=f"init: {len(entries)} distributions",

@@ -64,7 +64,7 @@ class _Farm:
             if source_is_dir and other_is_dir:
                 os.unlink(target)
                 del self.linked[target]
-                os.mkdir(target)
+                os.mkdir(target, 0o755)
                 self.merged.add(target)
                 for name in sorted(os.listdir(other)):
                     self.place(os.path.join(other, name), os.path.join(target, name), other_key)
@@ -81,7 +81,7 @@ class _Farm:
     def metadata(self, entry: StoreEntry, source: str) -> None:
         """A real ``.dist-info`` directory: links to every file but RECORD, SOURCES.txt."""
         target = os.path.join(self.site, entry.metadata)
-        os.mkdir(target)
+        os.mkdir(target, 0o755)
         for name in sorted(os.listdir(source)):
             if name in ("RECORD", "SOURCES.txt", "installed-files.txt"):
                 continue
@@ -105,15 +105,15 @@ def build(
     warn: Warn,
 ) -> Generation:
     """Build generation *number* from *entries* (later ones win a conflict)."""
-    os.makedirs(layout.generations, exist_ok=True)
+    os.makedirs(layout.generations, 0o755, exist_ok=True)
     tmp = os.path.join(layout.generations,
                        f"{BUILD_PREFIX}{number}-{os.getpid()}-{secrets.token_hex(4)}")
     os.mkdir(tmp, 0o755)
     try:
         site = os.path.join(tmp, "site")
         bin_dir = os.path.join(tmp, "bin")
-        os.mkdir(site)
-        os.mkdir(bin_dir)
+        os.mkdir(site, 0o755)
+        os.mkdir(bin_dir, 0o755)
         farm = _Farm(layout, site, warn)
         scripts: dict[str, str] = {}
         for entry in entries:

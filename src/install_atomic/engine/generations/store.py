@@ -216,7 +216,7 @@ def add(layout: Layout, found: Found, *, durable: bool = True, copy: bool = Fals
     final = layout.entry_path(key)
     if os.path.isdir(final):
         return read_entry(layout, key)
-    os.makedirs(layout.store, exist_ok=True)
+    os.makedirs(layout.store, 0o755, exist_ok=True)
     tmp = os.path.join(layout.store, f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}")
     os.mkdir(tmp, 0o755)
     try:
@@ -225,11 +225,11 @@ def add(layout: Layout, found: Found, *, durable: bool = True, copy: bool = Fals
             dst = os.path.join(tmp, "site", rel)
             parent = os.path.dirname(dst)
             if parent not in made:
-                os.makedirs(parent, exist_ok=True)
+                os.makedirs(parent, 0o755, exist_ok=True)
                 made.add(parent)
             _link_or_copy(src, dst, copy)
         if scripts:
-            os.mkdir(os.path.join(tmp, "bin"))
+            os.mkdir(os.path.join(tmp, "bin"), 0o755)
             for src, name in scripts:
                 _link_or_copy(src, os.path.join(tmp, "bin", name), copy)
         entry = StoreEntry(key, found.name, found.version, [rel for _, rel in files],
