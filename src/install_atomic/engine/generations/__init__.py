@@ -8,6 +8,7 @@ there (left alone), the directory ``install-atomic-generations``::
         layout.json              where site-packages and the scripts directory are
         store/<name>-<version>-<digest>/
             site/...             one distribution's files, never changed again
+                                 (bytecode caches aside)
             bin/...              its scripts
             entry.json           its files and scripts
         generations/<N>/

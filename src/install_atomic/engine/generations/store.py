@@ -3,7 +3,9 @@
 A store entry is made in a private ``store/.tmp-*`` directory, made durable,
 then renamed to its key ``<name>-<version>-<digest>``, where the digest is
 the SHA-256 of its ``RECORD`` and its file list: an entry is complete or
-absent, and never changes again.  The same distribution added twice (the
+absent, and its files never change again (interpreters may add bytecode to
+its ``__pycache__`` directories for modules installed without it, as in any
+site-packages).  The same distribution added twice (the
 same wheel installed again) is stored once.
 
 Files are hard links to the staged files (the staging directory is in the
