@@ -20,7 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = ("readers", "swap_window", "kill", "loaded_extension", "install_time",
               "concurrent_installs", "install_set", "kill_set", "merge", "merge_kill",
-              "startup_hook")
+              "startup_hook", "generations", "generations_startup")
 
 
 def main() -> int:

@@ -404,3 +404,16 @@ def test_defer_commits_at_once_in_a_generations_environment(
     assert current(venv) == 2 and imported(venv) == "2.0 2.0/2.0"
     assert not list(venv.site_packages.glob(".install-atomic-*"))
     assert not (venv.site_packages / "install-atomic-pending.pth").exists()
+
+
+def test_a_lost_pin_file_is_survived_and_repaired(gen_venv: Venv) -> None:
+    venv = gen_venv
+    pin = Path(layout_of(venv).generation_path(1)) / "pin"
+    pin.unlink()
+    proc = venv.run("-c", "import lazy; print(lazy.VERSION)")
+    assert proc.stdout.strip() == "1.0"
+    assert f"{pin} is missing" in proc.stderr and "install-atomic recover" in proc.stderr
+    out = ia_run(venv, "recover", venv.site_packages)
+    assert f"made the missing {pin}" in out.stdout
+    proc = venv.run("-c", "import lazy; print(lazy.VERSION)")
+    assert proc.stdout.strip() == "1.0" and not proc.stderr

@@ -57,6 +57,7 @@ def run_in_own_group(
     """Run *cmd* in a new session; kill its whole process group on a timeout, on any
     exception while waiting, and after it exits.  Returns (exit status, stdout, stderr);
     raises :class:`subprocess.TimeoutExpired` on a timeout."""
+    _tell_guard("")  # the guard runs before the child can start anything
     proc = subprocess.Popen(
         cmd,
         cwd=cwd,

@@ -6,9 +6,10 @@ its store copy.  A directory two distributions share (a namespace package,
 distribution's ``.dist-info`` is a real directory too, linking every file but
 ``RECORD``, plus a ``SOURCES.txt`` listing its files: ``importlib.metadata``
 (``files()`` included) and ``pip list/show/freeze/check`` read it, while
-``pip uninstall`` and ``uv pip uninstall`` find no ``RECORD`` and refuse,
-naming the installer (``INSTALLER`` says install-atomic), instead of deleting
-files through the links into the store, which other generations share.
+``pip uninstall`` finds no ``RECORD`` and refuses, naming the installer
+(``INSTALLER`` says install-atomic), instead of deleting files through the
+links into the store, which other generations share.  (uv does not look
+beyond site-packages: it does not see these distributions at all.)
 
 The generation is built under a private name (``generations/.build-*``), made
 durable, then renamed to its number: it is complete or absent.

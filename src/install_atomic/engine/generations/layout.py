@@ -232,8 +232,9 @@ def current_number(layout: Layout) -> int | None:
     head, tail = os.path.split(target)
     if head != "generations" or not tail.isdigit():
         raise UnsafePathError(
-            f"{layout.current} points to {target!r}, not to a generation; refusing. Run"
-            " 'install-atomic switch N' to point it at one.",
+            f"{layout.current} points to {target!r}, not to a generation; refusing."
+            " Someone other than install-atomic made it: check who can write to"
+            f" {layout.root}, then run 'install-atomic switch N' (it replaces the link).",
             layout.current,
         )
     return int(tail)

@@ -16,6 +16,7 @@ from install_atomic.engine import locking, recovery, staging
 from install_atomic.engine.generations import layout as lay
 from install_atomic.engine.generations import switch as sw
 from install_atomic.engine.generations.layout import GenerationsError, Layout
+from install_atomic.errors import UnsafePathError
 
 Logger = Callable[[str], None]
 
@@ -32,9 +33,20 @@ def require(site: str) -> Layout:
 
 
 @contextmanager
-def locked(layout: Layout, lock_timeout: float, warn: Logger) -> Iterator[None]:
+def locked(layout: Layout, lock_timeout: float, warn: Logger,
+           repair_current: bool = False) -> Iterator[None]:
     lock_path = locking.lock_path_for(layout.site, detached=True)
     with locking.hold(lock_path, lock_timeout):
+        if repair_current:
+            try:
+                lay.current_number(layout)
+            except UnsafePathError:
+                # 'switch N' replaces a current link that names no generation (it
+                # never follows it); every other command refuses it.
+                target = os.readlink(layout.current)
+                os.unlink(layout.current)
+                warn(f"install_atomic: removed {layout.current}, which pointed to"
+                     f" {target!r}, not to a generation")
         for item in recovery.recover_locked(layout.site, lock_path):
             if item.outcome not in recovery.LEFT_ALONE:
                 warn(f"install_atomic: recovered {item.project}: {item.outcome}")
@@ -47,7 +59,7 @@ def switch_to(site: str, number: int, *, lock_timeout: float = locking.DEFAULT_L
               durable: bool = True, warn: Logger) -> tuple[int | None, int]:
     """Make generation *number* current; return (previous, new)."""
     layout = require(site)
-    with locked(layout, lock_timeout, warn):
+    with locked(layout, lock_timeout, warn, repair_current=True):
         before = lay.current_number(layout)
         if before != number:
             sw.switch(layout, number, durable=durable, warn=warn)

@@ -75,7 +75,13 @@ def _pin(base: str) -> "tuple[str, int] | None":
         try:
             fd = os.open(pin, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
         except FileNotFoundError:
-            continue  # removed by gc after we read current: read it again
+            if not os.path.exists(os.path.join(target, "generation.json")):
+                continue  # removed by gc after we read current: read it again
+            # Damaged (gc removes a generation whole): use it unpinned, and say so.
+            sys.stderr.write(f"install-atomic: {pin} is missing: this process uses that"
+                             " generation, but 'install-atomic gc' cannot see it; run"
+                             " 'install-atomic recover' to repair it\n")
+            return target, -1
         fcntl.flock(fd, fcntl.LOCK_SH)
         held = os.fstat(fd)
         try:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -107,7 +108,7 @@ def link_scripts(layout: Layout, names: Iterable[str], warn: Warn,
                  f" it is left alone, and the script {name} of this generation is reachable"
                  f" as {os.path.join(layout.current, 'bin', name)}")
             continue
-        tmp = os.path.join(layout.scripts, f".{name}.install-atomic-{secrets.token_hex(4)}")
+        tmp = _script_tmp(layout, name)
         os.symlink(layout.script_target(name), tmp)
         try:
             os.replace(tmp, path)
@@ -156,6 +157,14 @@ def finish(layout: Layout) -> None:
     remove_journal(layout)
 
 
+#: A script link being made: ``.<name>.install-atomic-<8 hex digits>``.
+_SCRIPT_TMP = re.compile(r"^\.(.+)\.install-atomic-[0-9a-f]{8}$")
+
+
+def _script_tmp(layout: Layout, name: str) -> str:
+    return os.path.join(layout.scripts, f".{name}.install-atomic-{secrets.token_hex(4)}")
+
+
 def _leftovers(layout: Layout) -> list[str]:
     found = []
     for directory, prefixes in ((layout.generations, (BUILD_PREFIX, TRASH_PREFIX)),
@@ -164,6 +173,16 @@ def _leftovers(layout: Layout) -> list[str]:
         with contextlib.suppress(FileNotFoundError):
             found += [os.path.join(directory, n) for n in os.listdir(directory)
                       if n.startswith(prefixes)]
+    # write_durably's temporary files, left by a kill before their rename.
+    found += [p + ".tmp" for p in (layout.journal, layout.config) if os.path.lexists(p + ".tmp")]
+    # Script links killed before their rename: only ours (a link to our target).
+    with contextlib.suppress(FileNotFoundError):
+        for name in os.listdir(layout.scripts):
+            match = _SCRIPT_TMP.match(name)
+            path = os.path.join(layout.scripts, name)
+            if match and os.path.islink(path) and \
+                    os.readlink(path) == layout.script_target(match.group(1)):
+                found.append(path)
     return found
 
 
@@ -203,6 +222,12 @@ def recover(layout: Layout, warn: Warn) -> list[str]:
     for path in _leftovers(layout):
         staging.remove_tree(path)
         done.append(f"removed {path}")
+    for number in lay.numbers(layout):  # a pin file lost: gc could not see its users
+        pin = os.path.join(layout.generation_path(number), "pin")
+        if not os.path.lexists(pin):
+            with open(pin, "x"):
+                pass
+            done.append(f"made the missing {pin}")
     if lay.current_number(layout) is not None:
         link_scripts(layout, scripts_of(layout, lay.current_number(layout) or 0), warn)
         unlink_stale_scripts(layout)
@@ -246,6 +271,10 @@ def gc(layout: Layout, keep: int, *, warn: Warn, durable: bool = True,
     numbers = lay.numbers(layout)
     kept = set() if everything else \
         set(numbers[-keep:]) | ({current} if current is not None else set())
+    # Every generation is read (and so checked) before anything is removed: an
+    # untrusted one stops the gc with nothing changed.
+    links = {number: set(lay.read_generation(layout, number).distributions.values())
+             for number in numbers}
     write_journal(layout, "gc", durable)
     for number in numbers:
         if number in kept:
@@ -268,8 +297,9 @@ def gc(layout: Layout, keep: int, *, warn: Warn, durable: bool = True,
         staging.remove_tree(trash)
         out.removed.append(number)
     live: set[str] = set()
-    for number in lay.numbers(layout):
-        live |= set(lay.read_generation(layout, number).distributions.values())
+    for number in numbers:
+        if number not in out.removed:
+            live |= links[number]
     for key in lay.store_keys(layout):
         if key in live:
             continue
