@@ -107,6 +107,8 @@ def test_init_moves_the_distributions_into_generation_1(make_venv, tmp_path: Pat
     assert run([tool]).stdout.strip() == "lazy-tool 1.0"
     listing = ia_run(venv, "generations", venv.root).stdout
     assert "init: 1 distributions" in listing and listing.lstrip().startswith("*")
+    # The listing process's own pin does not count: nothing else runs.
+    assert "[current]" in listing and "in use" not in listing
 
 
 def test_an_upgrade_builds_a_generation_and_a_running_process_keeps_its_own(

@@ -9,6 +9,7 @@ interleaves with an install, and recovers an interrupted operation first.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -114,4 +115,17 @@ def history(site: str) -> tuple[int | None, list[lay.Generation], dict[int, bool
     layout = require(site)
     generations = [lay.read_generation(layout, n) for n in lay.numbers(layout)]
     return (lay.current_number(layout), generations,
-            {g.number: sw.in_use(layout, g.number) for g in generations})
+            {g.number: _used_by_others(layout, g.number) for g in generations})
+
+
+def _used_by_others(layout: Layout, number: int) -> bool:
+    """:func:`.switch.in_use`, not counting this process's own pin (the listing
+    process runs in a generation too)."""
+    if not sw.in_use(layout, number):
+        return False
+    mine = getattr(sys.modules.get(lay.HOOK_MODULE), "pinned", None)
+    path = layout.generation_path(number)
+    if not mine or os.path.realpath(str(mine[0])) != os.path.realpath(path):
+        return True
+    holders = locking.lock_holders(os.path.join(path, "pin"))
+    return not holders or any(pid != os.getpid() for pid in holders)
