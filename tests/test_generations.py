@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Venv, describe_proc, ia_run, make_wheel, run
+from helpers import TOOLS_PTH, Venv, describe_proc, ia_run, make_wheel, run
 from install_atomic.engine.generations import layout as lay
 
 pytestmark = pytest.mark.slow
@@ -419,3 +419,35 @@ def test_a_lost_pin_file_is_survived_and_repaired(gen_venv: Venv) -> None:
     assert f"made the missing {pin}" in out.stdout
     proc = venv.run("-c", "import lazy; print(lazy.VERSION)")
     assert proc.stdout.strip() == "1.0" and not proc.stderr
+
+
+def test_install_atomic_itself_lives_in_a_generation(make_venv, tmp_path: Path) -> None:
+    """install-atomic installed into the environment moves into the store like any
+    distribution, and its command (a link through current) manages the generations
+    it runs from, flatten included."""
+    venv = make_venv()
+    # The toolset (pip, install-atomic's dependencies, and its own install-atomic)
+    # goes on sys.path after the generation, so that the environment's copy wins.
+    (venv.site_packages / TOOLS_PTH).rename(venv.site_packages / "zz-test-tools.pth")
+    [wheel] = (venv.tools.parent / "wheelhouse").glob("install_atomic-*.whl")
+    install(venv, wheel, lazy_wheel(tmp_path / "w1", "1.0"))
+    init(venv)
+    tool = venv.bin / "install-atomic"
+    assert tool.is_symlink()
+    where = imported(venv, "import install_atomic; print(install_atomic.__file__)")
+    assert "/install-atomic-generations/generations/1/site/install_atomic/" in where
+    out = run([tool, "install", "--no-index", "--no-deps", "-q",
+               lazy_wheel(tmp_path / "w2", "2.0")])
+    assert imported(venv) == "2.0 2.0/2.0", describe_proc(out)
+    assert "generation 1 is current" in run([tool, "undo", venv.root]).stdout
+    flat = run([tool, "flatten", venv.root])
+    # The flattening process ran from generation 1: that one waits for gc.
+    assert "still used by running processes" in flat.stderr, describe_proc(flat)
+    assert not (venv.site_packages / "install-atomic-generations.pth").exists()
+    assert imported(venv) == "1.0 1.0/1.0"
+    assert not tool.is_symlink()
+    gc = run([tool, "gc", venv.root])
+    assert "removed 1 generations" in gc.stdout, describe_proc(gc)
+    assert not (venv.site_packages / "install-atomic-generations").exists()
+    where = imported(venv, "import install_atomic; print(install_atomic.__file__)")
+    assert where == str(venv.site_packages / "install_atomic" / "__init__.py")
