@@ -235,3 +235,18 @@ def flavour(request: pytest.FixtureRequest) -> str:
 def venv(make_venv: MakeVenv, flavour: str) -> Venv:
     """A fresh venv of each flavour in turn (install-atomic required)."""
     return make_venv(flavour)
+
+
+#: uv, installed once per session with pip into a temporary directory (the tests that
+#: use it are skipped without it).
+UV_PIN = "uv==0.13.9"
+
+@pytest.fixture(scope="session")
+def uv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("uv")
+    proc = run([sys.executable, "-m", "pip", "install", "--no-deps", "--target", target,
+                UV_PIN], check=False, timeout=600)
+    executable = target / "bin" / "uv"
+    if proc.returncode != 0 or not executable.is_file():
+        pytest.skip(f"uv could not be installed with pip ({UV_PIN}): {proc.stderr[-500:]}")
+    return executable

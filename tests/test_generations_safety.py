@@ -53,8 +53,6 @@ from users import other_user
 pytestmark = pytest.mark.slow
 
 DIRNAME = "install-atomic-generations"
-#: uv, installed with pip into a temporary directory (the uv tests skip without it).
-UV_PIN = "uv==0.13.9"
 #: pip interop: a managed distribution (two releases) and an unmanaged one.
 PIP_X, PIP_X_OLD, PIP_Y = ("pyflakes", "3.2.0"), ("pyflakes", "3.1.0"), ("six", "1.17.0")
 #: Seconds a helper waits for a child's line or for a process to end before failing.
@@ -119,15 +117,6 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Wheelhouse:
     return Wheelhouse(path, path, path)
 
 
-@pytest.fixture(scope="module")
-def uv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("uv")
-    proc = run([sys.executable, "-m", "pip", "install", "--no-deps", "--target", target,
-                UV_PIN], check=False, timeout=600)
-    executable = target / "bin" / "uv"
-    if proc.returncode != 0 or not executable.is_file():
-        pytest.skip(f"uv could not be installed with pip ({UV_PIN}): {proc.stderr[-500:]}")
-    return executable
 
 
 # --------------------------------------------------------------------------- environments

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -33,8 +32,6 @@ from helpers import (
 
 pytestmark = pytest.mark.slow
 
-#: uv, installed once per session with pip into a temporary directory (skipped without).
-UV_PIN = "uv==0.13.9"
 
 OLD = {"six": "1.16.0", "markupsafe": "2.1.5", "pyflakes": "3.1.0"}
 NEW = {"six": "1.17.0", "markupsafe": "3.0.2", "pyflakes": "3.2.0"}
@@ -49,15 +46,6 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Wheelhouse:
     return session_wheelhouse(tmp_path_factory.mktemp)
 
 
-@pytest.fixture(scope="session")
-def uv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("uv")
-    proc = run([sys.executable, "-m", "pip", "install", "--no-deps", "--target", target,
-                UV_PIN], check=False, timeout=600)
-    executable = target / "bin" / "uv"
-    if proc.returncode != 0 or not executable.is_file():
-        pytest.skip(f"uv could not be installed with pip ({UV_PIN}): {proc.stderr[-500:]}")
-    return executable
 
 
 def uv_run(uv: Path, venv: Venv, *args: str | Path) -> str:
