@@ -380,19 +380,29 @@ def test_the_api_commits_at_once_and_the_caller_keeps_its_generation(
     assert not list(venv.site_packages.glob(".install-atomic-*"))
 
 
-def test_setup_py_install_atomic_is_refused_and_nothing_changes(
-    make_venv, tmp_path: Path
-) -> None:
+def test_setup_py_install_atomic_builds_a_generation(make_venv, tmp_path: Path) -> None:
+    """The setuptools front end's egg-info is stored like a wheel's dist-info and shown
+    in the generation as a RECORD-less .dist-info: pip sees it and refuses to remove it."""
     from helpers import make_project
 
     venv = make_venv()
     init(venv)
     project = make_project("module", tmp_path / "proj")
     proc = venv.setup_py(project, "install_atomic", check=False)
-    assert proc.returncode != 0, describe_proc(proc)
-    assert "egg-info metadata" in proc.stderr and "install-atomic install" in proc.stderr
-    assert "Nothing was changed" in proc.stderr
-    assert current(venv) == 1 and lay.numbers(layout_of(venv)) == [1]
+    assert proc.returncode == 0, describe_proc(proc)
+    assert current(venv) == 2
+    assert imported(venv, "import demomod; print(demomod.VERSION)") == "1.0"
+    site = Path(layout_of(venv).current) / "site"
+    [view] = site.glob("*.dist-info")
+    assert (view / "METADATA").is_symlink() and not (view / "installed-files.txt").exists()
+    code = ("import importlib.metadata as m; f = m.files('demo-module');"
+            " print(m.version('demo-module'), sorted(str(p) for p in f if p.suffix == '.py'),"
+            " all(p.locate().exists() for p in f))")
+    assert imported(venv, code) == "1.0 ['demomod.py'] True"
+    refused = venv.pip("uninstall", "-y", "demo-module", check=False)
+    assert refused.returncode != 0 and "install-atomic" in refused.stderr + refused.stdout
+    assert imported(venv, "import demomod; print(demomod.VERSION)") == "1.0"
+    ia_run(venv, "undo", venv.root)
     assert venv.run("-c", "import demomod", check=False).returncode != 0
 
 

@@ -80,15 +80,32 @@ class _Farm:
         self.linked[target] = (source, key)
 
     def metadata(self, entry: StoreEntry, source: str) -> None:
-        """A real ``.dist-info`` directory: links to every file but RECORD, SOURCES.txt."""
-        target = os.path.join(self.site, entry.metadata)
+        """A real ``.dist-info`` directory: links to every file but RECORD, SOURCES.txt.
+
+        An egg-info (``setup.py install_atomic``) is shown as a ``.dist-info``
+        too: its ``PKG-INFO`` as ``METADATA``, without ``installed-files.txt``
+        (which pip would delete through), with an ``INSTALLER``.
+        """
+        target = os.path.join(self.site, entry.view)
         os.mkdir(target, 0o755)
+        egg = entry.metadata.endswith(".egg-info")
         for name in sorted(os.listdir(source)):
             if name in ("RECORD", "SOURCES.txt", "installed-files.txt"):
                 continue
-            self._link(os.path.join(source, name), os.path.join(target, name))
+            shown = "METADATA" if egg and name == "PKG-INFO" else name
+            self._link(os.path.join(source, name), os.path.join(target, shown))
+        if egg and not os.path.lexists(os.path.join(target, "INSTALLER")):
+            with open(os.path.join(target, "INSTALLER"), "w", encoding="utf-8") as f:
+                f.write(INSTALLER)
         record = os.path.join(entry.metadata, "RECORD")
-        lines = [f for f in entry.files if f != record]
+        meta_files = {os.path.join(entry.metadata, n) for n in (
+            "RECORD", "installed-files.txt", "SOURCES.txt")}
+        lines = [f if not f.startswith(entry.metadata + os.sep)
+                 else os.path.join(entry.view, os.path.relpath(f, entry.metadata))
+                 for f in entry.files if f != record and f not in meta_files]
+        if egg:
+            lines = [os.path.join(entry.view, "METADATA") if
+                     f == os.path.join(entry.view, "PKG-INFO") else f for f in lines]
         lines += [os.path.join("..", "bin", s) for s in entry.scripts]
         with open(os.path.join(target, "SOURCES.txt"), "w", encoding="utf-8") as f:
             f.write("".join(f"{line}\n" for line in lines))
@@ -122,7 +139,7 @@ def build(
             meta_top = entry.metadata.split(os.sep, 1)[0]
             tops = sorted(os.listdir(store_site)) if os.path.isdir(store_site) else []
             for name in tops:
-                if name == meta_top and entry.metadata.endswith(".dist-info"):
+                if name == meta_top and entry.metadata.endswith((".dist-info", ".egg-info")):
                     farm.metadata(entry, os.path.join(store_site, name))
                 else:
                     farm.place(os.path.join(store_site, name), os.path.join(site, name),

@@ -156,6 +156,14 @@ class StoreEntry:
         return {"name": self.name, "version": self.version, "files": self.files,
                 "scripts": self.scripts, "metadata": self.metadata}
 
+    @property
+    def view(self) -> str:
+        """Its metadata directory as generations show it: always a ``.dist-info``
+        (egg-info from ``setup.py install_atomic`` is shown as one)."""
+        if self.metadata.endswith(".egg-info"):
+            return f"{re.sub(r'[-_.]+', '_', self.name)}-{self.version}.dist-info"
+        return self.metadata
+
 
 def _relative(path: object, where: str) -> str:
     if not isinstance(path, str) or os.path.isabs(path) or not path:
@@ -275,5 +283,5 @@ def managed(site: str) -> list[tuple[str, str, str]]:
     out = []
     for entry in entries(layout, generation):
         out.append((entry.name, entry.version,
-                    os.path.join(layout.current, "site", entry.metadata)))
+                    os.path.join(layout.current, "site", entry.view)))
     return out

@@ -89,6 +89,25 @@ def _walk_files(root: str) -> list[str]:
     return found
 
 
+def _claim(found: Found, written: Iterable[str], site: str, scripts: str, record_path: str,
+           owner: dict[str, Found], script_owner: dict[str, Found]) -> None:
+    """Record which distribution owns each path its metadata lists (relative to site)."""
+    for path in written:
+        final = os.path.normpath(os.path.join(site, path))
+        if final.startswith(site + os.sep):
+            owner[os.path.relpath(final, site)] = found
+        elif os.path.dirname(final) == scripts:
+            script_owner[os.path.basename(final)] = found
+        else:
+            raise GenerationsError(
+                f"{record_path} lists {path!r}, outside site-packages ({site}) and the"
+                f" scripts directory ({scripts}); a generations environment manages only"
+                " those two. Nothing was changed. Install it into a plain environment, or"
+                " run 'install-atomic flatten' first.",
+                record_path,
+            )
+
+
 def split(
     site_tree: str,
     site: str,
@@ -99,11 +118,13 @@ def split(
     """The distributions staged in *site_tree* (to become *site*) and their scripts
     in *scripts_tree* (to become *scripts*).
 
-    Each file goes to the distribution whose ``RECORD`` lists it; a file no
-    RECORD lists (bytecode) to the distribution listing the most files of its
-    directory.  *others* are (staged tree, destination) pairs of other
-    directories (data, headers): generations manage only site-packages and
-    scripts, so a non-empty one is refused, before anything changes.
+    Each file goes to the distribution whose ``RECORD`` (or, for the egg-info
+    of ``setup.py install_atomic``, ``installed-files.txt``) lists it; a file
+    none lists (bytecode) to the distribution owning its source, else to the
+    one listing the most files of its directory.  *others* are (staged tree,
+    destination) pairs of other directories (data, headers): generations
+    manage only site-packages and scripts, so a non-empty one is refused,
+    before anything changes.
     """
     for tree, dest in others:
         if _walk_files(tree):
@@ -119,39 +140,31 @@ def split(
     script_owner: dict[str, Found] = {}
     for name in sorted(os.listdir(site_tree)):
         path = os.path.join(site_tree, name)
-        if name.endswith(".egg-info"):
-            raise GenerationsError(
-                f"{name} is egg-info metadata (setup.py install); a generations environment"
-                " stores only distributions with .dist-info metadata. Nothing was changed."
-                " Install the project with 'install-atomic install PATH' instead.",
-                path,
-            )
-        if not name.endswith(".dist-info") or not os.path.isdir(path):
+        if not name.endswith((".dist-info", ".egg-info")) or not os.path.isdir(path):
             continue
-        record_path = os.path.join(path, "RECORD")
+        egg = name.endswith(".egg-info")
+        # setup.py install_atomic's egg-info lists its files in installed-files.txt
+        # (relative to the egg-info directory); a wheel's dist-info in RECORD.
+        record_path = os.path.join(path, "installed-files.txt" if egg else "RECORD")
         try:
             with open(record_path, "rb") as f:
                 record = f.read()
         except OSError as exc:
             raise GenerationsError(f"{record_path} cannot be read ({exc.strerror}). Nothing"
                                    " was changed.", record_path) from exc
+        if egg:
+            dname, version = _headers(os.path.join(path, "PKG-INFO"))
+            listed = [line.strip() for line in record.decode("utf-8", "replace").splitlines()
+                      if line.strip()]
+            listed = [os.path.relpath(os.path.join(site, name, line), site) for line in listed]
+            found = Found(dname or name.split("-")[0], version, name, record)
+            dists.append(found)
+            _claim(found, listed, site, scripts, record_path, owner, script_owner)
+            continue
         dname, version = _headers(os.path.join(path, "METADATA"))
         found = Found(dname or name.split("-")[0], version, name, record)
         dists.append(found)
-        for written in record_paths(record):
-            final = os.path.normpath(os.path.join(site, written))
-            if final.startswith(site + os.sep):
-                owner[os.path.relpath(final, site)] = found
-            elif os.path.dirname(final) == scripts:
-                script_owner[os.path.basename(final)] = found
-            else:
-                raise GenerationsError(
-                    f"{record_path} lists {written!r}, outside site-packages ({site}) and"
-                    f" the scripts directory ({scripts}); a generations environment manages"
-                    " only those two. Nothing was changed. Install it into a plain"
-                    " environment, or run 'install-atomic flatten' first.",
-                    record_path,
-                )
+        _claim(found, record_paths(record), site, scripts, record_path, owner, script_owner)
     if not dists:
         return []
     by_dir: dict[str, dict[int, int]] = {}
