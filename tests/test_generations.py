@@ -9,10 +9,12 @@ process that mixed two versions fails or reports two versions.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -74,6 +76,31 @@ def imported(venv: Venv, code: str = "import lazy; print(lazy.VERSION, lazy.late
     return proc.stdout.strip()
 
 
+@contextlib.contextmanager
+def program(venv: Venv, code: str,
+            env: dict[str, str | None] | None = None) -> Iterator[subprocess.Popen[str]]:
+    """A running interpreter of *venv* executing *code*, pipes open; killed on the way out."""
+    merged = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
+    proc = subprocess.Popen([venv.python, "-c", code], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=venv.root, env=merged)
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def resume(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """Send the line *proc* waits for; return its whole output."""
+    assert proc.stdin is not None
+    proc.stdin.write("\n")
+    proc.stdin.flush()
+    return proc.communicate(timeout=120)
+
+
 @pytest.fixture
 def gen_venv(make_venv, tmp_path: Path) -> Venv:
     """A venv with lazy 1.0 installed (plainly), then put under generations."""
@@ -122,23 +149,14 @@ def test_an_upgrade_builds_a_generation_and_a_running_process_keeps_its_own(
         sys.stdin.readline()
         print(lazy.later(), flush=True)
         """)
-    proc = subprocess.Popen([venv.python, "-c", code], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=venv.root)
-    try:
-        assert proc.stdout is not None and proc.stdin is not None
+    with program(venv, code) as proc:
+        assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "1.0"
         out = install(venv, lazy_wheel(tmp_path / "w2", "2.0"))
         assert "generation 2 is current" in out.stderr + out.stdout
         assert current(venv) == 2
         # lazy 2.0 dropped lazy/old.py: per-entry swaps would break this process.
-        proc.stdin.write("\n")
-        proc.stdin.flush()
-        stdout, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stdout, stderr = resume(proc)
     assert proc.returncode == 0, stderr
     assert stdout.strip() == "1.0/1.0"
     assert imported(venv) == "2.0 2.0/2.0"
@@ -269,21 +287,11 @@ def test_children_inherit_the_generation_only_when_asked(gen_venv: Venv, tmp_pat
         """)
 
     def child_version(env: dict[str, str | None]) -> str:
-        proc = subprocess.Popen([venv.python, "-c", code], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, text=True, cwd=venv.root,
-                                env={k: v for k, v in {**os.environ, **env}.items()
-                                     if v is not None})
-        try:
-            assert proc.stdout is not None and proc.stdin is not None
+        with program(venv, code, env) as proc:
+            assert proc.stdout is not None
             first = proc.stdout.readline().strip()
             ia_run(venv, "switch", "2" if first == "1.0" else "1", venv.root)
-            proc.stdin.write("\n")
-            proc.stdin.flush()
-            out, _ = proc.communicate(timeout=120)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            out, _ = resume(proc)
         return f"{first}->{out.strip()}"
 
     install(venv, lazy_wheel(tmp_path / "w2", "2.0"))  # generation 2
@@ -461,3 +469,20 @@ def test_install_atomic_itself_lives_in_a_generation(make_venv, tmp_path: Path) 
     assert not (venv.site_packages / "install-atomic-generations").exists()
     where = imported(venv, "import install_atomic; print(install_atomic.__file__)")
     assert where == str(venv.site_packages / "install_atomic" / "__init__.py")
+
+
+def test_a_copied_environment_is_refused(gen_venv: Venv, tmp_path: Path) -> None:
+    """layout.json names the site-packages it was made for: a copy of the environment
+    (whose scripts directory would be the original's) is refused, nothing changed."""
+    venv = gen_venv
+    config = Path(layout_of(venv).config)
+    data = json.loads(config.read_text())
+    data["site"] = str(tmp_path / "elsewhere" / "site-packages")
+    config.write_text(json.dumps(data))
+    before = sorted(os.listdir(venv.bin))
+    for args in (("generations", venv.root),
+                 ("install", "--no-index", "--no-deps", lazy_wheel(tmp_path / "w2", "2.0"))):
+        proc = ia_run(venv, *args, status=1)
+        assert f"{config} was made for" in proc.stderr and "copied or moved" in proc.stderr
+    assert sorted(os.listdir(venv.bin)) == before
+    assert lay.current_number(lay.Layout(str(venv.site_packages), "")) == 1

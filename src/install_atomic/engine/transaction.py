@@ -378,7 +378,7 @@ class Transaction:
         trees = {dest: st.path for dest, st in self._stages.items()}
         if self.dry_run:
             changes = generation_commit.preview(layout, trees, self.projects)
-            self.log(f"would build a generation: {generation_commit._reason(changes)}")
+            self.log(f"would build a generation: {generation_commit.describe(changes)}")
             return CommitResult(Plan(), dry_run=True)
         if self.durable and not self._flushed:
             for st in self._all_stages():

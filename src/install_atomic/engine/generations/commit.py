@@ -42,7 +42,7 @@ class Applied:
     changes: list[tuple[str, str | None, str | None]]
 
 
-def _reason(changes: Sequence[tuple[str, str | None, str | None]]) -> str:
+def describe(changes: Sequence[tuple[str, str | None, str | None]]) -> str:
     words = []
     for name, new, old in changes:
         if new is None:
@@ -108,7 +108,7 @@ def apply(
     keep = [lay.read_entry(layout, key) for name, key in sorted(current.distributions.items())
             if name not in gone]
     number = max(lay.numbers(layout), default=0) + 1
-    reason = _reason(changes)
+    reason = describe(changes)
     farm.build(layout, number, current.number, [*keep, *entries], reason=reason,
                durable=durable, warn=warn)
     switch.switch(layout, number, durable=durable, warn=warn, op="build",

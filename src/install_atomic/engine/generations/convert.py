@@ -35,11 +35,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from install_atomic import children
 from install_atomic.engine import locking, pending, primitives, recovery, staging
 from install_atomic.engine.generations import farm, store, switch
 from install_atomic.engine.generations import layout as lay
@@ -52,10 +52,6 @@ from install_atomic.engine.generations.layout import (
 from install_atomic.engine.ownership import InstalledDistribution, scan
 
 Logger = Callable[[str], None]
-
-#: Set in the interpreters install-atomic starts (as :mod:`install_atomic.children`
-#: does): a pending install is never committed by them.
-_CHILD_ENV = {"INSTALL_ATOMIC_COMMIT_AT_START": "0"}
 
 
 @dataclass
@@ -157,11 +153,17 @@ def install_hook(layout: Layout, python: str | None) -> None:
         cache = importlib.util.cache_from_source(module)
         py_compile.compile(module, cfile=cache, doraise=True)
     else:
-        subprocess.run(
+        # In its own process group, killed with this installer (install_atomic.children).
+        status, _, err = children.run_in_own_group(
             [python, "-I", "-S", "-c",
              "import py_compile, sys; py_compile.compile(sys.argv[1], doraise=True)", module],
-            check=True, env={**os.environ, **_CHILD_ENV}, stdin=subprocess.DEVNULL,
-        )
+            timeout=600)
+        if status != 0:
+            raise GenerationsError(f"{python} could not byte-compile the start-up hook"
+                                   f" {module} (exit status {status}): {err.strip()[-500:]}. The"
+                                   " environment stays plain; fix the interpreter and run"
+                                   " init again.",
+                                   module)
     primitives.write_durably(os.path.join(layout.site, HOOK_NAME + ".start"),
                              f"{HOOK_MODULE}:run\n".encode())
     primitives.write_durably(os.path.join(layout.site, HOOK_NAME + ".pth"),
@@ -287,7 +289,7 @@ def flatten(
                 path = os.path.join(layout.scripts, script)
                 if os.path.lexists(path) and not os.path.islink(path):
                     continue  # another tool's
-                tmp = os.path.join(layout.scripts, f".{script}.install-atomic-flatten")
+                tmp = switch.script_tmp(layout, script)  # a fresh, unguessable name
                 shutil.copy2(os.path.join(layout.entry_path(entry.key), "bin", script), tmp)
                 os.replace(tmp, path)
         remove_hook(layout)
@@ -319,9 +321,11 @@ def _release_own_pin(layout: Layout) -> None:
 
 
 def _move_in(src: str, dst: str, warn: Logger) -> None:
-    if not os.path.lexists(dst):
-        os.rename(src, dst)
+    try:
+        primitives.rename_noreplace(src, dst)  # never over what another tool put there
         return
+    except FileExistsError:
+        pass
     if os.path.isdir(src) and not os.path.islink(src) and os.path.isdir(dst) \
             and not os.path.islink(dst):
         for name in sorted(os.listdir(src)):

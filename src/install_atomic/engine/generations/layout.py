@@ -129,6 +129,15 @@ def find(site: str) -> Layout | None:
         return None
     data = read_json(config)
     scripts = data.get("scripts") if isinstance(data, dict) else None
+    if isinstance(data, dict) and data.get("site") != real:
+        # A copied or moved environment: its scripts directory is another one's.
+        raise UnsafePathError(
+            f"{config} was made for {data.get('site')!r}, not for {real}; refusing (the"
+            " environment was copied or moved, and the scripts directory it names is not"
+            " this one's). Nothing was changed. Recreate the environment, or run"
+            " 'install-atomic flatten' where it was made.",
+            config,
+        )
     if data.get("format") != FORMAT or not isinstance(scripts, str) or not os.path.isabs(scripts):
         raise GenerationsError(
             f"{config} is not a layout this version of install-atomic reads (format"

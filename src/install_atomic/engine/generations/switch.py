@@ -108,7 +108,7 @@ def link_scripts(layout: Layout, names: Iterable[str], warn: Warn,
                  f" it is left alone, and the script {name} of this generation is reachable"
                  f" as {os.path.join(layout.current, 'bin', name)}")
             continue
-        tmp = _script_tmp(layout, name)
+        tmp = script_tmp(layout, name)
         os.symlink(layout.script_target(name), tmp)
         try:
             os.replace(tmp, path)
@@ -161,7 +161,7 @@ def finish(layout: Layout) -> None:
 _SCRIPT_TMP = re.compile(r"^\.(.+)\.install-atomic-[0-9a-f]{8}$")
 
 
-def _script_tmp(layout: Layout, name: str) -> str:
+def script_tmp(layout: Layout, name: str) -> str:
     return os.path.join(layout.scripts, f".{name}.install-atomic-{secrets.token_hex(4)}")
 
 
